@@ -1,0 +1,371 @@
+r"""Numeric arrays, optionally bounded: ``NumericArrayPattern`` and friends.
+
+Free parameterisations (exactly paragami's, so free vectors interchange):
+
+=====================  ===========================================
+bounds                 free value of :math:`x`
+=====================  ===========================================
+none                   :math:`x`
+:math:`[l, \infty)`    :math:`\log(x - l)`
+:math:`(-\infty, u]`   :math:`-\log(u - x)`
+:math:`[l, u]`         :math:`\log(x - l) - \log(u - x)`
+=====================  ===========================================
+
+The inverses are computed so that no finite free value folds to NaN: the
+two-sided map uses the logistic function on the side of the nearer bound
+(:math:`x = u - w\,\sigma(-f)` for :math:`f > 0`, :math:`x = l + w\,\sigma(f)`
+otherwise, :math:`w = u - l`), so the result stays inside the bounds and
+keeps full relative precision next to either bound.
+"""
+from __future__ import annotations
+
+import itertools
+from typing import Optional
+
+import autograd.numpy as np
+import numpy as onp
+from autograd.tracer import getval
+
+from refold.patterns._checks import (
+    as_real_array, check_free_flag, check_real_scalar, check_shape,
+    first_index, path_error)
+from refold.patterns.base import BatchedPattern
+
+__all__ = ["NumericArrayPattern", "NumericVectorPattern",
+           "NumericScalarPattern"]
+
+_LOG2 = onp.log(2.0)
+
+
+class NumericArrayPattern(BatchedPattern):
+    r"""An array of real numbers, each in ``[lb, ub]``.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Shape of the folded array.
+    lb, ub : float, optional
+        Inclusive lower and upper bounds (``-inf``/``inf`` for none). Each
+        free coordinate maps one entry, see the module notes.
+    default_validate : bool, optional
+        Whether values are checked against the bounds by default.
+    free_default : bool or None, optional
+        Default for ``free``.
+
+    Raises
+    ------
+    ValueError
+        If ``lb >= ub``, a bound is NaN, or ``shape`` has a negative size.
+    TypeError
+        If an argument has the wrong type.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refold import NumericArrayPattern
+    >>> pattern = NumericArrayPattern((2,), lb=0.0)
+    >>> pattern.flatten(np.array([1.0, np.e]), free=True)
+    array([0., 1.])
+    """
+
+    _json_name = "refold.NumericArrayPattern"
+
+    def __init__(self, shape, lb: float = -float("inf"),
+                 ub: float = float("inf"), default_validate: bool = True,
+                 free_default: Optional[bool] = None):
+        self._shape = check_shape(shape)
+        self._lb = check_real_scalar(lb, "lb")
+        self._ub = check_real_scalar(ub, "ub")
+        if not self._lb < self._ub:
+            raise ValueError(
+                "lb, ub: the lower bound must be strictly below the upper "
+                "bound, got lb={} and ub={}".format(self._lb, self._ub))
+        if self._lb == float("inf") or self._ub == -float("inf"):
+            raise ValueError("lb, ub: got lb={} and ub={}, which admit no "
+                             "finite value".format(self._lb, self._ub))
+        self.default_validate = check_free_flag(
+            default_validate, "default_validate")
+        self._size = int(onp.prod(self._shape, dtype=int))
+        self._has_lb = self._lb > -float("inf")
+        self._has_ub = self._ub < float("inf")
+        width = self._ub - self._lb
+        # A width that overflows is handled by working with half-widths.
+        self._half = not onp.isfinite(width)
+        self._width = (self._ub / 2 - self._lb / 2) if self._half else width
+        super().__init__(self._size, self._size, free_default=free_default)
+
+    # paragami's accessors ------------------------------------------------
+
+    def shape(self) -> tuple:
+        """Shape of the folded array."""
+        return self._shape
+
+    def bounds(self) -> tuple:
+        """``(lb, ub)``."""
+        return self._lb, self._ub
+
+    def as_dict(self) -> dict:
+        return {"pattern": self.json_typename(), "shape": self._shape,
+                "lb": self._lb, "ub": self._ub,
+                "default_validate": self.default_validate,
+                "free_default": self.free_default}
+
+    def __str__(self):
+        return "NumericArrayPattern {} (lb={}, ub={})".format(
+            self._shape, self._lb, self._ub)
+
+    def flat_names(self, free=None) -> list:
+        """Names ``'[i,j]'`` of the entries (the same free or not)."""
+        return ["[" + ",".join(str(i) for i in idx) + "]"
+                for idx in itertools.product(*(range(n) for n in self._shape))]
+
+    # The batched protocol ----------------------------------------------
+
+    def _full_shape(self, batch_shape):
+        return tuple(batch_shape) + self._shape
+
+    def _empty_b(self, batch_shape, valid):
+        shape = self._full_shape(batch_shape)
+        if not valid:
+            return onp.empty(shape)
+        if self._has_lb and self._has_ub:
+            value = self._lb + self._width * (2.0 if self._half else 1.0) / 2
+        elif self._has_lb:
+            value = self._lb + 1.0
+        elif self._has_ub:
+            value = self._ub - 1.0
+        else:
+            value = 0.0
+        return onp.full(shape, value)
+
+    def _validate(self, validate):
+        return self.default_validate if validate is None else validate
+
+    def _fold_b(self, flat, batch_shape, free, validate, path):
+        shape = self._full_shape(batch_shape)
+        if free:
+            if self._validate(validate):
+                raw = getval(flat)
+                if not onp.all(onp.isfinite(raw)):
+                    idx = first_index(~onp.isfinite(raw))
+                    raise path_error(
+                        path, "the free flat value is {} at free coordinate "
+                        "{}; free values must be finite".format(
+                            raw[idx], idx[-1]))
+            return np.reshape(self._constrain(flat), shape)
+        if isinstance(flat, onp.ndarray):
+            folded = flat.reshape(shape).copy()
+        else:
+            folded = np.reshape(flat, shape)
+        if self._validate(validate):
+            self._check_values(getval(folded), path, strict=False)
+        return folded
+
+    def _flatten_b(self, folded, batch_shape, free, validate, path):
+        folded, raw = self._check_shape_of(folded, batch_shape, path)
+        length = (self._size,)
+        out_shape = tuple(batch_shape) + length
+        check = self._validate(validate)
+        if not free:
+            if check:
+                self._check_values(raw, path, strict=False)
+            if folded is raw:
+                return raw.astype(float, copy=True).reshape(out_shape) \
+                    if raw.dtype.kind != "b" else raw.reshape(out_shape).copy()
+            return np.reshape(folded, out_shape)
+        if not (self._has_lb or self._has_ub):
+            if check:
+                self._check_values(raw, path, strict=True)
+            return np.reshape(folded, out_shape) * 1.0
+        with onp.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            free_val = self._unconstrain_fast(folded)
+        raw_free = getval(free_val)
+        if not onp.all(onp.isfinite(raw_free)):
+            # Either invalid (diagnosed with a message) or an overflow in
+            # the fast formula, recomputed the careful way.
+            self._check_values(raw, path, strict=True)
+            free_val = self._unconstrain_careful(folded)
+        return np.reshape(free_val, out_shape)
+
+    def _check_b(self, folded, batch_shape, validate, path, strict):
+        folded, raw = self._check_shape_of(folded, batch_shape, path)
+        if self._validate(validate):
+            self._check_values(raw, path, strict)
+
+    # Jacobians ----------------------------------------------------------
+
+    def _jac_diag(self, folded, kind):
+        """Diagonal of the freeing Jacobian d free / d x (autograd-safe)."""
+        x = folded
+        if self._has_lb and self._has_ub:
+            lo, hi = x - self._lb, self._ub - x
+            d = 1.0 / lo + 1.0 / hi
+        elif self._has_lb:
+            d = 1.0 / (x - self._lb)
+        elif self._has_ub:
+            d = 1.0 / (self._ub - x)
+        else:
+            d = np.ones(np.shape(x))
+        return d if kind == "freeing" else 1.0 / d
+
+    def _jac_coo_b(self, folded, batch_shape, kind):
+        n = int(onp.prod(batch_shape, dtype=int)) * self._size
+        diag = onp.asarray(getval(self._jac_diag(
+            onp.asarray(getval(folded), dtype=float), kind))).reshape(-1)
+        idx = onp.arange(n)
+        return idx, idx, diag
+
+    def _log_abs_det_b(self, folded, batch_shape, kind):
+        x = np.reshape(folded, tuple(batch_shape) + (self._size,))
+        if not (self._has_lb or self._has_ub):
+            return np.zeros(tuple(batch_shape))
+        if self._has_lb and self._has_ub:
+            lo, hi = x - self._lb, self._ub - x
+            # log(1/lo + 1/hi) = log(lo + hi) - log(lo) - log(hi)
+            logd = np.log(lo + hi) - np.log(lo) - np.log(hi)
+        elif self._has_lb:
+            logd = -np.log(x - self._lb)
+        else:
+            logd = -np.log(self._ub - x)
+        total = np.sum(logd, axis=-1)
+        return total if kind == "freeing" else -total
+
+    def _free_dependency(self):
+        import scipy.sparse as osp
+        return osp.identity(self._size, format="csr", dtype=bool)
+
+    # Internals ----------------------------------------------------------
+
+    def _check_shape_of(self, folded, batch_shape, path):
+        folded, raw = as_real_array(folded, path)
+        expected = self._full_shape(batch_shape)
+        if raw.shape != expected:
+            if raw.ndim == 0 and expected == (1,):
+                # paragami accepts a bare scalar for a scalar pattern.
+                folded, raw = np.reshape(folded, (1,)), raw.reshape(1)
+            else:
+                raise path_error(
+                    path, "expected an array of shape {}, got shape {}".format(
+                        expected, raw.shape))
+        return folded, raw
+
+    def _check_values(self, raw, path, strict):
+        """Raise for NaN/inf or out-of-bound entries of a raw array."""
+        if raw.size == 0:
+            return
+        if raw.dtype.kind == "b":
+            raw = raw.astype(float)
+        with onp.errstate(invalid="ignore"):
+            if strict:
+                ok = (raw > self._lb) & (raw < self._ub)
+            else:
+                ok = (raw >= self._lb) & (raw <= self._ub)
+            if self._has_lb and self._has_ub:
+                pass  # finite bounds already exclude inf and NaN
+            else:
+                ok &= onp.isfinite(raw)
+        if ok.all():
+            return
+        idx = first_index(~ok)
+        value = raw[idx]
+        where = path + (idx,) if idx else path
+        if not onp.isfinite(value):
+            raise path_error(where, "expected a finite number, got {}".format(
+                value))
+        if strict and (value == self._lb or value == self._ub):
+            raise path_error(
+                where, "the value {} lies on the bound, where the free "
+                "parameterisation is infinite; free values need "
+                "{} < x < {}".format(value, self._lb, self._ub))
+        side = "below the lower bound lb={}".format(self._lb) \
+            if value < self._lb else \
+            "above the upper bound ub={}".format(self._ub)
+        raise path_error(where, "the value {} is {}".format(value, side))
+
+    def _constrain(self, free):
+        """Map free values to the bounded set; never NaN for finite input."""
+        if self._has_lb and self._has_ub:
+            positive = getval(free) > 0
+            f_hi = np.where(positive, free, 0.0)
+            f_lo = np.where(positive, 0.0, free)
+            e_hi = np.exp(-f_hi)
+            e_lo = np.exp(f_lo)
+            scale = 2.0 if self._half else 1.0
+            x_hi = self._ub - scale * (self._width * (e_hi / (1.0 + e_hi)))
+            x_lo = self._lb + scale * (self._width * (e_lo / (1.0 + e_lo)))
+            return np.where(positive, x_hi, x_lo)
+        if self._has_lb:
+            return self._lb + np.exp(free)
+        if self._has_ub:
+            return self._ub - np.exp(-free)
+        return free * 1.0
+
+    def _unconstrain_fast(self, x):
+        if self._has_lb and self._has_ub:
+            return np.log((x - self._lb) / (self._ub - x))
+        if self._has_lb:
+            return np.log(x - self._lb)
+        return -np.log(self._ub - x)
+
+    def _unconstrain_careful(self, x):
+        """Overflow-free version, for values whose differences overflow."""
+        def log_diff(a, b):
+            # log(a - b) for a > b, halving to avoid overflow
+            return np.log(a / 2.0 - b / 2.0) + _LOG2
+        if self._has_lb and self._has_ub:
+            return log_diff(x, self._lb) - log_diff(self._ub, x)
+        if self._has_lb:
+            return log_diff(x, self._lb)
+        return -log_diff(self._ub, x)
+
+
+class NumericVectorPattern(NumericArrayPattern):
+    """A vector of real numbers in ``[lb, ub]``; see :class:`NumericArrayPattern`.
+
+    Parameters
+    ----------
+    length : int
+        Length of the vector.
+    lb, ub, default_validate, free_default
+        As for :class:`NumericArrayPattern`.
+    """
+
+    _json_name = "refold.NumericVectorPattern"
+
+    def __init__(self, length: int, lb: float = -float("inf"),
+                 ub: float = float("inf"), default_validate: bool = True,
+                 free_default: Optional[bool] = None):
+        from refold.patterns._checks import check_size
+        super().__init__((check_size(length, "length", 0),), lb=lb, ub=ub,
+                         default_validate=default_validate,
+                         free_default=free_default)
+
+    def length(self) -> int:
+        """Length of the vector."""
+        return self._shape[0]
+
+    def as_dict(self) -> dict:
+        return {"pattern": self.json_typename(), "length": self._shape[0],
+                "lb": self._lb, "ub": self._ub,
+                "default_validate": self.default_validate,
+                "free_default": self.free_default}
+
+
+class NumericScalarPattern(NumericArrayPattern):
+    """A real number in ``[lb, ub]``, folded as an array of shape ``(1,)``.
+
+    As in paragami, ``flatten`` also accepts a bare scalar.
+    """
+
+    _json_name = "refold.NumericScalarPattern"
+
+    def __init__(self, lb: float = -float("inf"), ub: float = float("inf"),
+                 default_validate: bool = True,
+                 free_default: Optional[bool] = None):
+        super().__init__((1,), lb=lb, ub=ub, default_validate=default_validate,
+                         free_default=free_default)
+
+    def as_dict(self) -> dict:
+        return {"pattern": self.json_typename(), "lb": self._lb,
+                "ub": self._ub, "default_validate": self.default_validate,
+                "free_default": self.free_default}
