@@ -8,6 +8,7 @@ down a container costs one small tuple per child.
 """
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any, Sequence
 
@@ -180,6 +181,18 @@ def check_real_scalar(value: Any, name: str, allow_inf: bool = True) -> float:
             "{}: expected a {}real number, got {}".format(
                 name, "" if allow_inf else "finite ", raw))
     return raw
+
+
+def surely_finite(raw: onp.ndarray) -> bool:
+    """A cheap screen: ``True`` means every entry is finite.
+
+    ``False`` means "run the exact check" (a finite sum can overflow).
+    Small arrays are summed in Python, which beats a numpy reduction's
+    call overhead; large ones use ``isfinite``.
+    """
+    if raw.size <= 64:
+        return math.isfinite(sum(raw.ravel().tolist()))
+    return bool(onp.isfinite(raw).all())
 
 
 def first_index(mask: onp.ndarray) -> tuple:

@@ -432,12 +432,18 @@ def is_batched(pattern: Pattern) -> bool:
     or ``validate_folded`` is treated as a custom pattern, so its overrides
     are always honoured.
     """
-    if not isinstance(pattern, BatchedPattern):
-        return False
     cls = type(pattern)
-    return (cls.fold is BatchedPattern.fold
-            and cls.flatten is BatchedPattern.flatten
-            and cls.validate_folded is BatchedPattern.validate_folded)
+    known = _BATCHED_CLASSES.get(cls)
+    if known is None:
+        known = (issubclass(cls, BatchedPattern)
+                 and cls.fold is BatchedPattern.fold
+                 and cls.flatten is BatchedPattern.flatten
+                 and cls.validate_folded is BatchedPattern.validate_folded)
+        _BATCHED_CLASSES[cls] = known
+    return known
+
+
+_BATCHED_CLASSES = {}
 
 
 # ----------------------------------------------------------------------
