@@ -5,10 +5,13 @@ Dependencies only flow downward: this subpackage imports nothing from
 """
 from refold.patterns.base import Pattern
 from refold.patterns.containers import PatternArray, PatternDict
+from refold.patterns.correlation import CorrelationMatrixPattern
 from refold.patterns.numeric import (
     NumericArrayPattern, NumericScalarPattern, NumericVectorPattern)
+from refold.patterns.simplex import SimplexArrayPattern
 
 __all__ = [
     "Pattern", "NumericArrayPattern", "NumericVectorPattern",
-    "NumericScalarPattern", "PatternDict", "PatternArray",
+    "NumericScalarPattern", "SimplexArrayPattern", "CorrelationMatrixPattern",
+    "PatternDict", "PatternArray",
 ]
