@@ -5,6 +5,13 @@ refold keeps the public names of paragami 0.42 and vittles 0.173, so
 """
 from refold.patterns import *  # noqa: F401,F403
 from refold.patterns import __all__ as _patterns_all
+from refold.sensitivity import *  # noqa: F401,F403
+from refold.sensitivity import __all__ as _sensitivity_all
+
+# vittles' module names, so ``vittles.solver_lib.get_cholesky_solver`` and
+# ``vittles.bivariate_sensitivity_lib.CrossSensitivity`` port by import.
+from refold.sensitivity import cross as bivariate_sensitivity_lib  # noqa
+from refold.sensitivity import solvers as solver_lib  # noqa
 
 __version__ = "0.1.0"
-__all__ = list(_patterns_all)
+__all__ = list(_patterns_all) + list(_sensitivity_all)

@@ -1,0 +1,31 @@
+"""Sensitivity: how an optimum moves when a hyperparameter moves.
+
+vittles 0.173's public names, with refold's solvers and checks. This
+subpackage may import ``refold.patterns``; it never imports ``refold.models``.
+"""
+from refold.sensitivity.arrowhead import ArrowheadHessian
+from refold.sensitivity.cross import CrossSensitivity, OptimumChecker
+from refold.sensitivity.linear_approx import (
+    EstimatingEquationLinearApproximation,
+    HyperparameterSensitivityLinearApproximation)
+from refold.sensitivity.optimum import (
+    OptimumReport, check_optimum, validate_optimum)
+from refold.sensitivity.hvp import get_batch_hvp, get_hvp, make_hvp_at
+from refold.sensitivity.refit import refit
+from refold.sensitivity.solvers import (
+    LinearSolver, RefoldWarning, as_solver, check_hessian, get_cg_solver,
+    get_cholesky_solver, get_dense_cholesky_solver, get_lu_solver,
+    get_solver, get_sparse_cholesky_solver)
+from refold.sensitivity.sparse_hessian import (
+    SparseBlockHessian, sparse_hessian)
+
+__all__ = [
+    "HyperparameterSensitivityLinearApproximation",
+    "EstimatingEquationLinearApproximation", "CrossSensitivity",
+    "OptimumChecker", "OptimumReport", "check_optimum", "validate_optimum",
+    "refit", "SparseBlockHessian", "sparse_hessian", "get_hvp",
+    "get_batch_hvp", "make_hvp_at", "ArrowheadHessian", "LinearSolver",
+    "RefoldWarning", "as_solver", "check_hessian", "get_cg_solver",
+    "get_cholesky_solver", "get_dense_cholesky_solver", "get_lu_solver",
+    "get_solver", "get_sparse_cholesky_solver",
+]
