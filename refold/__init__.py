@@ -7,6 +7,7 @@ from refold.patterns import *  # noqa: F401,F403
 from refold.patterns import __all__ as _patterns_all
 from refold.sensitivity import *  # noqa: F401,F403
 from refold.sensitivity import __all__ as _sensitivity_all
+from refold.models import EMCovariance, LinearResponseCovariances  # noqa
 
 # vittles' module names, so ``vittles.solver_lib.get_cholesky_solver`` and
 # ``vittles.bivariate_sensitivity_lib.CrossSensitivity`` port by import.
@@ -14,4 +15,5 @@ from refold.sensitivity import cross as bivariate_sensitivity_lib  # noqa
 from refold.sensitivity import solvers as solver_lib  # noqa
 
 __version__ = "0.1.0"
-__all__ = list(_patterns_all) + list(_sensitivity_all)
+__all__ = list(_patterns_all) + list(_sensitivity_all) + [
+    "LinearResponseCovariances", "EMCovariance"]

@@ -214,6 +214,8 @@ class Pattern(ABC):
         free = self._free_with_default(free)
         mask = onp.asarray(getval(
             self.flatten(folded_bool, free=False, validate_value=False)))
+        if mask.size == 0:
+            return onp.zeros(0, dtype=int)
         if mask.dtype.kind != "b":
             raise TypeError(
                 "folded_bool: expected a folded value of booleans, got "

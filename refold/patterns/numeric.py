@@ -342,8 +342,10 @@ class NumericArrayPattern(BatchedPattern):
         """The free map by the short formula (may overflow: then careful)."""
         if type(x) is onp.ndarray:
             return self._unconstrain_numpy(x.reshape(-1))
+        # Traced values: a difference of logs, whose derivatives cannot
+        # overflow the way those of log(a / b) do (x / y**2) at wide bounds.
         if self._has_lb and self._has_ub:
-            return np.log((x - self._lb) / (self._ub - x))
+            return np.log(x - self._lb) - np.log(self._ub - x)
         if self._has_lb:
             return np.log(x - self._lb)
         return -np.log(self._ub - x)
