@@ -31,9 +31,14 @@ def import_paragami():
     if not hasattr(anp, "product"):
         anp.product = anp.prod
     try:
-        return importlib.import_module("paragami")
+        module = importlib.import_module("paragami")
     except ImportError:
         return None
+    # paragami's import replaces some of refold's forward-mode linalg rules
+    # with 2-d-only versions; put refold's back.
+    from refold.patterns import autograd_rules
+    autograd_rules.register()
+    return module
 
 
 def best_time(fun, repeat=5, number=None):

@@ -22,9 +22,14 @@ def import_anchor(name):
     """Import an anchor package after the numpy-2 shim, or return None."""
     _shim_numpy()
     try:
-        return importlib.import_module(name)
+        module = importlib.import_module(name)
     except ImportError:
         return None
+    # paragami's import replaces some of refold's forward-mode linalg rules
+    # with 2-d-only versions; put refold's back.
+    from refold.patterns import autograd_rules
+    autograd_rules.register()
+    return module
 
 
 @pytest.fixture(scope="session")

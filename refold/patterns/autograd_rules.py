@@ -333,7 +333,8 @@ _RULES = [
     # (primitive, jvps, vjps or None)
     (alinalg.cholesky, (_cholesky_jvp,), (_cholesky_vjp,)),
     (alinalg.inv, (_inv_jvp,), None),
-    (alinalg.solve, (_solve_jvp_a, _solve_jvp_b), (_solve_vjp_a, _solve_vjp_b)),
+    (alinalg.solve, (_solve_jvp_a, _solve_jvp_b),
+     (_solve_vjp_a, _solve_vjp_b)),
     (alinalg.det, (_det_jvp,), None),
     (alinalg.slogdet, (_slogdet_jvp,), None),
     (alinalg.eigh, (_eigh_jvp,), None),

@@ -401,10 +401,7 @@ class BatchedPattern(Pattern):
         free_len, flat_len = self._free_flat_length, self._flat_length
         shape = (free_len, flat_len) if kind == "freeing" else \
             (flat_len, free_len)
-        jac = osp.csr_matrix(
-            (onp.asarray(getval(vals), dtype=float).reshape(-1),
-             (onp.asarray(rows).reshape(-1), onp.asarray(cols).reshape(-1))),
-            shape=shape)
+        jac = coo_to_csr(rows, cols, vals, shape)
         return jac if sparse else jac.toarray()
 
     def freeing_jacobian(self, folded_val, sparse: bool = True):
@@ -425,6 +422,21 @@ class BatchedPattern(Pattern):
     # analytic Jacobians override it.
     def _jac_coo_b(self, folded, batch_shape, kind):
         return generic_jac_coo(self, folded, batch_shape, kind)
+
+
+def coo_to_csr(rows, cols, vals, shape):
+    """A CSR matrix from COO triplets, built directly when the rows come
+    sorted (as refold's patterns produce them), else through COO."""
+    rows = onp.asarray(rows, dtype=onp.int64).reshape(-1)
+    cols = onp.asarray(cols, dtype=onp.int64).reshape(-1)
+    vals = onp.asarray(getval(vals), dtype=float).reshape(-1)
+    if rows.size and onp.all(rows[1:] >= rows[:-1]):
+        indptr = onp.zeros(shape[0] + 1, dtype=onp.int64)
+        onp.cumsum(onp.bincount(rows, minlength=shape[0]), out=indptr[1:])
+        jac = osp.csr_matrix((vals, cols, indptr), shape=shape)
+        jac.sum_duplicates()
+        return jac
+    return osp.csr_matrix((vals, (rows, cols)), shape=shape)
 
 
 def is_batched(pattern: Pattern) -> bool:

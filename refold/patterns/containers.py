@@ -65,6 +65,7 @@ def log_abs_det_any(pattern, folded, batch_shape, kind):
 
 def _remap_block(index, inner_len, outer_len, offset):
     """Move element-major indices of a member into the container's layout."""
+    index = onp.asarray(index, dtype=onp.int64)
     element, within = onp.divmod(index, inner_len) if inner_len else \
         (index, index)
     return element * outer_len + offset + within
