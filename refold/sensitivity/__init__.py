@@ -18,6 +18,11 @@ from refold.sensitivity.solvers import (
     get_solver, get_sparse_cholesky_solver)
 from refold.sensitivity.sparse_hessian import (
     SparseBlockHessian, sparse_hessian)
+from refold.sensitivity.data_weights import (
+    DropDataResult, RefitCheck, WeightSensitivity)
+from refold.sensitivity.taylor import (
+    ParametricSensitivityTaylorExpansion, TaylorSeriesReport,
+    TaylorSeriesWarning, TaylorTerm)
 
 __all__ = [
     "HyperparameterSensitivityLinearApproximation",
@@ -28,4 +33,7 @@ __all__ = [
     "RefoldWarning", "as_solver", "check_hessian", "get_cg_solver",
     "get_cholesky_solver", "get_dense_cholesky_solver", "get_lu_solver",
     "get_solver", "get_sparse_cholesky_solver",
+    "ParametricSensitivityTaylorExpansion", "TaylorSeriesWarning",
+    "TaylorSeriesReport", "TaylorTerm", "WeightSensitivity",
+    "DropDataResult", "RefitCheck",
 ]
