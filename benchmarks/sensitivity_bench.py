@@ -16,6 +16,9 @@ Tables (all measured in this one run, best of a few repeats):
    autograd Hessian); refold's dense path vs the floor (one
    ``autograd.hessian`` + one ``scipy.linalg.cho_factor``/``cho_solve``).
 3. The structured-Hessian and Schur benchmarks, when present.
+4. ``ArrowheadHessian.from_sparse`` at the Criteo shape (14 globals, 5000
+   groups of 2 locals, 300k nonzeros) vs one CSR-to-CSC pass over the
+   nonzeros.
 """
 import importlib.util
 import inspect
@@ -29,33 +32,16 @@ import autograd.numpy as anp
 import numpy as np
 import scipy.linalg
 
-from refold.sensitivity.refit import refit
-from refold.sensitivity.taylor import ParametricSensitivityTaylorExpansion
-
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
 
-
-def _import_vittles():
-    np.product = np.prod           # the numpy-2 shim vittles needs
-    anp.product = anp.prod
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import vittles
-        return vittles
-    except Exception as err:  # pragma: no cover - environment dependent
-        print(f"vittles is not importable ({err}); its rows are skipped.")
-        return None
-
-
-def _best(fun, repeats):
-    """(best time, last result) of ``repeats`` calls."""
-    best, out = np.inf, None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fun()
-        best = min(best, time.perf_counter() - start)
-    return best, out
+from _common import import_vittles, random_arrowhead  # noqa: E402
+from refold.sensitivity.arrowhead import ArrowheadHessian  # noqa: E402
+from refold.sensitivity.linear_approx import (  # noqa: E402
+    HyperparameterSensitivityLinearApproximation)
+from refold.sensitivity.refit import refit  # noqa: E402
+from refold.sensitivity.taylor import (  # noqa: E402
+    ParametricSensitivityTaylorExpansion)
 
 
 def _best_interleaved(funs, repeats):
@@ -157,28 +143,13 @@ def _matrix_free(objective, opt, hyper0, hessian_diag):
     """refold's matrix-free first-order sensitivity."""
     diag = hessian_diag(opt, hyper0)
     options = {"preconditioner": lambda v: v / diag}
-    try:
-        from refold.sensitivity.linear_approx import \
-            HyperparameterSensitivityLinearApproximation as Lin
-    except ImportError:  # pragma: no cover - another helper's module
-        Lin = None
-    if Lin is not None:
-        return Lin(objective, opt, hyper0, factorize_hessian=False,
-                   solver="cg", solver_options=options).get_dopt_dhyper()
-    from refold.sensitivity.hvp import get_hvp
-    from refold.sensitivity.solvers import get_cg_solver
-    hvp = get_hvp(objective)
-    solver = get_cg_solver(lambda v: hvp(opt, v, hyper0), opt.size,
-                           preconditioner=options["preconditioner"])
-    grad = autograd.grad(objective)
-    jvp = autograd.make_jvp(lambda h: grad(opt, h))(hyper0)
-    cross = np.stack([jvp(e)[1] for e in np.eye(hyper0.size)], axis=1)
-    return -solver(cross)
+    return HyperparameterSensitivityLinearApproximation(
+        objective, opt, hyper0, factorize_hessian=False, solver="cg",
+        solver_options=options).get_dopt_dhyper()
 
 
 def first_order_table(vittles, dim=2000, repeats=2):
-    from refold.sensitivity.linear_approx import \
-        HyperparameterSensitivityLinearApproximation as Lin
+    Lin = HyperparameterSensitivityLinearApproximation
     print(f"\n2. First-order sensitivity, D = {dim}, 3-dim hyperparameter "
           f"(N = {dim} observations)")
     objective, opt, hyper0, hessian_diag = logistic_problem(dim, n_obs=dim)
@@ -189,7 +160,7 @@ def first_order_table(vittles, dim=2000, repeats=2):
     def dense_refold():
         return Lin(objective, opt, hyper0).get_dopt_dhyper()
 
-    def floor():
+    def floor():      # the floor as first defined: autograd.hessian + Cholesky
         hess = autograd.hessian(objective)(opt, hyper0)
         chol = scipy.linalg.cho_factor(hess)
         grad = autograd.grad(objective)
@@ -251,11 +222,35 @@ def _print_rows(rows):
             print("  ".join(str(v) for v in row))
 
 
+# ----------------------------------------------------------------------------
+# 4. Arrowhead block extraction.
+# ----------------------------------------------------------------------------
+def arrowhead_extraction_table(repeats=20):
+    """``ArrowheadHessian.from_sparse`` (blocks and every check) at the
+    Criteo shape vs the floor of one pass over the nonzeros in C (scipy's
+    CSR to CSC conversion)."""
+    hessian, gi, li = random_arrowhead()
+    (T, m), g = li.shape, gi.size
+    print(f"\n4. ArrowheadHessian.from_sparse, D = {hessian.shape[0]} = {g} + "
+          f"{T} x {m}, {hessian.nnz} nonzeros (CSR), best of {repeats}")
+    times, outs = _best_interleaved(
+        [lambda: ArrowheadHessian.from_sparse(hessian, gi, li),
+         hessian.tocsc], repeats)
+    diff = abs(outs[0].to_sparse() - hessian).max()
+    print(f"{'task':<42} {'refold s':>9} {'floor s':>9} {'ratio':>8} "
+          f"{'max |diff|':>13}")
+    print(f"{'blocks + checks vs one CSR->CSC pass':<42} {times[0]:9.5f} "
+          f"{times[1]:9.5f} {times[0] / times[1]:7.2f}x {diff:13.2e}")
+    print("ratio: refold / floor; max |diff| of the blocks re-assembled vs "
+          "the input.")
+
+
 def run():
-    vittles = _import_vittles()
+    vittles = import_vittles()
     taylor_table(vittles)
     first_order_table(vittles)
     other_tables()
+    arrowhead_extraction_table()
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ from refold.sensitivity.linear_approx import (
     HyperparameterSensitivityLinearApproximation)
 from refold.sensitivity.optimum import (
     OptimumReport, check_optimum, validate_optimum)
-from refold.sensitivity.hvp import get_batch_hvp, get_hvp, make_hvp_at
+from refold.sensitivity.hvp import (
+    dense_hessian, get_batch_hvp, get_hvp, make_hvp_at)
 from refold.sensitivity.refit import refit
 from refold.sensitivity.solvers import (
     LinearSolver, RefoldWarning, as_solver, check_hessian, get_cg_solver,
@@ -29,10 +30,10 @@ __all__ = [
     "EstimatingEquationLinearApproximation", "CrossSensitivity",
     "OptimumChecker", "OptimumReport", "check_optimum", "validate_optimum",
     "refit", "SparseBlockHessian", "sparse_hessian", "get_hvp",
-    "get_batch_hvp", "make_hvp_at", "ArrowheadHessian", "LinearSolver",
-    "RefoldWarning", "as_solver", "check_hessian", "get_cg_solver",
-    "get_cholesky_solver", "get_dense_cholesky_solver", "get_lu_solver",
-    "get_solver", "get_sparse_cholesky_solver",
+    "get_batch_hvp", "make_hvp_at", "dense_hessian", "ArrowheadHessian",
+    "LinearSolver", "RefoldWarning", "as_solver", "check_hessian",
+    "get_cg_solver", "get_cholesky_solver", "get_dense_cholesky_solver",
+    "get_lu_solver", "get_solver", "get_sparse_cholesky_solver",
     "ParametricSensitivityTaylorExpansion", "TaylorSeriesWarning",
     "TaylorSeriesReport", "TaylorTerm", "WeightSensitivity",
     "DropDataResult", "RefitCheck",

@@ -37,10 +37,14 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse
 
-from refold.sensitivity.solvers import (
-    LinearSolver, _as_dense_square, _check_on_failure, _check_real_dtype,
-    _check_rhs, _dense_cholesky, _eps_of, _singular_rcond,
-    get_sparse_cholesky_solver)
+from refold.sensitivity._arrowhead_blocks import (_arrowhead_blocks,
+                                                  _as_index_array,
+                                                  _check_partition)
+from refold.sensitivity._factorisations import _dense_cholesky
+from refold.sensitivity._hessian_checks import (
+    _check_on_failure, _check_real_dtype, _eps_of, _singular_rcond)
+from refold.sensitivity._solver_base import LinearSolver, _check_rhs
+from refold.sensitivity.solvers import get_sparse_cholesky_solver
 
 __all__ = ['ArrowheadHessian']
 
@@ -71,60 +75,13 @@ def _backward(K: np.ndarray, B: np.ndarray) -> np.ndarray:
     return X
 
 
-def _as_index_array(inds: Any, ndim: int, name: str) -> np.ndarray:
-    arr = np.asarray(inds)
-    if arr.size == 0 and arr.dtype.kind == 'f':
-        arr = arr.astype(np.intp)
-    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
-        raise TypeError(f"{name} must be an integer array; got dtype {arr.dtype}")
-    if arr.ndim != ndim:
-        shape = '(g,)' if ndim == 1 else '(T, m)'
-        raise ValueError(f"{name} must have shape {shape}; got shape {arr.shape}")
-    return arr.astype(np.intp)
-
-
-def _check_partition(gi: np.ndarray, li: np.ndarray, dim: int, name: str) -> None:
-    """``gi`` and ``li`` together must index each of ``range(dim)`` once."""
-    if gi.size + li.size != dim:
-        raise ValueError(f"global_inds and local_inds must index every coordinate "
-                         f"of {name} exactly once: they hold {gi.size} + {li.size}"
-                         f" indices but {name} has dimension {dim}")
-    allinds = np.concatenate([gi, li.ravel()])
-    out = (allinds < 0) | (allinds >= dim)
-    if out.any():
-        k = int(np.flatnonzero(out)[0])
-        which = 'global_inds' if k < gi.size else 'local_inds'
-        raise ValueError(f"{which} must lie in [0, {dim}); got {allinds[k]}")
-    counts = np.bincount(allinds, minlength=dim)
-    if (counts != 1).any():
-        k = int(np.flatnonzero(counts != 1)[0])
-        raise ValueError(f"global_inds and local_inds must index every coordinate "
-                         f"of {name} exactly once; index {k} appears "
-                         f"{counts[k]} times")
-
-
-def _coo_parts(hessian: Any, name: str):
-    """Validated COO triplets (row, col, float64 data), dimension and eps."""
-    if scipy.sparse.issparse(hessian):
-        _check_real_dtype(hessian.dtype, name)
-        if hessian.ndim != 2 or hessian.shape[0] != hessian.shape[1] or \
-                hessian.shape[0] == 0:
-            raise ValueError(f"{name} must be a non-empty square 2-d matrix; got "
-                             f"shape {hessian.shape}")
-        eps = _eps_of(hessian.dtype)
-        coo = hessian.tocoo()
-        row, col = coo.row, coo.col
-        data = coo.data.astype(np.float64, copy=False)
-        bad = ~np.isfinite(data)
+def _check_finite_blocks(arrays: dict) -> None:
+    for key, arr in arrays.items():
+        bad = ~np.isfinite(arr)
         if bad.any():
-            k = np.flatnonzero(bad)
-            k = k[np.lexsort((col[k], row[k]))[0]]
-            raise ValueError(f"{name} must be finite; {name}[{row[k]}, {col[k]}] = "
-                             f"{data[k]}")
-        return row, col, data, hessian.shape[0], eps
-    dense, eps = _as_dense_square(hessian, name)
-    row, col = np.nonzero(dense)
-    return row, col, dense[row, col], dense.shape[0], eps
+            where = [int(i) for i in np.argwhere(bad)[0]]
+            raise ValueError(f"{key} must be finite; {key}{where} = "
+                             f"{arr[tuple(where)]}")
 
 
 class ArrowheadHessian:
@@ -158,8 +115,10 @@ class ArrowheadHessian:
     Examples
     --------
     >>> import numpy as np
-    >>> H = ArrowheadHessian(np.eye(1) * 3, np.ones((2, 1, 1)), np.ones((2, 1, 1)) * 2)
-    >>> np.allclose(H.solve(np.ones(3)), np.linalg.solve(H.to_sparse().toarray(), np.ones(3)))
+    >>> H = ArrowheadHessian(np.eye(1) * 3, np.ones((2, 1, 1)),
+    ...                      np.ones((2, 1, 1)) * 2)
+    >>> b = np.ones(3)
+    >>> np.allclose(H.solve(b), np.linalg.solve(H.to_sparse().toarray(), b))
     True
     """
 
@@ -175,7 +134,8 @@ class ArrowheadHessian:
             if arr.ndim != ndim:
                 raise ValueError(f"{key} must be {ndim}-d; got shape {arr.shape}")
             arrays[key] = arr
-        G, C, L = arrays['global_block'], arrays['cross_blocks'], arrays['local_blocks']
+        G, C, L = (arrays[key] for key in ('global_block', 'cross_blocks',
+                                           'local_blocks'))
         g = G.shape[0]
         T, m = L.shape[0], L.shape[1]
         if G.shape != (g, g):
@@ -189,35 +149,35 @@ class ArrowheadHessian:
         dim = g + T * m
         if dim == 0:
             raise ValueError("an ArrowheadHessian needs at least one coordinate")
-        self._eps = max(_eps_of(a.dtype) for a in (G, C, L))
-        for key, arr in arrays.items():
-            bad = ~np.isfinite(arr)
-            if bad.any():
-                where = [int(i) for i in np.argwhere(bad)[0]]
-                raise ValueError(f"{key} must be finite; {key}{where} = "
-                                 f"{arr[tuple(where)]}")
-        self._G = np.array(G, dtype=np.float64)
-        self._C = np.array(C, dtype=np.float64)
-        self._L = np.array(L, dtype=np.float64)
-        self._name = name
+        eps = max(_eps_of(a.dtype) for a in (G, C, L))
+        _check_finite_blocks(arrays)
+        G, C, L = (np.array(a, dtype=np.float64) for a in (G, C, L))
         if global_inds is None and local_inds is None:
-            self._gi = np.arange(g)
-            self._li = g + np.arange(T * m).reshape(T, m)
+            gi = np.arange(g)
+            li = g + np.arange(T * m).reshape(T, m)
         else:
-            self._gi = _as_index_array(
+            gi = _as_index_array(
                 np.arange(g) if global_inds is None else global_inds, 1,
                 'global_inds')
-            self._li = _as_index_array(
+            li = _as_index_array(
                 np.arange(g, dim).reshape(T, m) if local_inds is None else local_inds,
                 2, 'local_inds')
-            if self._gi.shape != (g,) or self._li.shape != (T, m):
+            if gi.shape != (g,) or li.shape != (T, m):
                 raise ValueError(f"global_inds must have shape {(g,)} and local_inds "
                                  f"{(T, m)} to match the blocks; got "
-                                 f"{self._gi.shape} and {self._li.shape}")
-            _check_partition(self._gi, self._li, dim, name)
+                                 f"{gi.shape} and {li.shape}")
+            _check_partition(gi, li, dim, name)
+        self._set_blocks(G, C, L, gi, li, name, eps)
+
+    def _set_blocks(self, G: np.ndarray, C: np.ndarray, L: np.ndarray,
+                    gi: np.ndarray, li: np.ndarray, name: str,
+                    eps: float) -> None:
+        """Own the checked float64 blocks; check and enforce symmetry."""
+        self._G, self._C, self._L = G, C, L
+        self._gi, self._li, self._name, self._eps = gi, li, name, eps
         self._check_symmetry()
-        self._G = 0.5 * (self._G + self._G.T)
-        self._L = 0.5 * (self._L + self._L.transpose(0, 2, 1))
+        self._G = 0.5 * (G + G.T)
+        self._L = 0.5 * (L + L.transpose(0, 2, 1))
         self._fac = None
 
     # -------------------------------------------------------------- building
@@ -246,48 +206,14 @@ class ArrowheadHessian:
             If the indices are not a partition of ``range(D)``, ``hessian`` is
             not finite or symmetric, or it couples locals of different groups.
         """
-        row, col, data, dim, eps = _coo_parts(hessian, name)
-        gi = _as_index_array(global_inds, 1, 'global_inds')
-        li = _as_index_array(local_inds, 2, 'local_inds')
-        _check_partition(gi, li, dim, name)
-        g, (T, m) = gi.size, li.shape
-        gpos = np.full(dim, -1)
-        gpos[gi] = np.arange(g)
-        group = np.full(dim, -1)
-        group[li] = np.arange(T)[:, None]
-        slot = np.zeros(dim, dtype=np.intp)
-        slot[li] = np.arange(m)[None, :]
-        gr, gc, tr, tc = gpos[row], gpos[col], group[row], group[col]
-        bad = (tr >= 0) & (tc >= 0) & (tr != tc) & (data != 0)
-        if bad.any():
-            k = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"{name} is not arrowhead-structured: {name}[{row[k]}, "
-                             f"{col[k]}] = {data[k]:.6g} couples the locals of "
-                             f"groups {tr[k]} and {tc[k]}, which must not interact")
-
-        def scatter(mask, lin, size):          # sums duplicates, like scipy
-            return np.bincount(lin[mask], weights=data[mask], minlength=size)
-        both_global = (gr >= 0) & (gc >= 0)
-        G = scatter(both_global, gr * g + gc, g * g).reshape(g, g)
-        upper = (gr >= 0) & (tc >= 0)
-        C = scatter(upper, (tc * g + gr) * m + slot[col], T * g * m).reshape(T, g, m)
-        lower = (tr >= 0) & (gc >= 0)
-        Cl = scatter(lower, (tr * g + gc) * m + slot[row], T * g * m).reshape(T, g, m)
-        same = (tr >= 0) & (tr == tc)
-        L = scatter(same, (tr * m + slot[row]) * m + slot[col], T * m * m
-                    ).reshape(T, m, m)
-        if C.size:
-            gap = np.abs(C - Cl)
-            t, i, j = np.unravel_index(np.argmax(gap), gap.shape)
-            scale = float(np.max(np.abs(data))) if data.size else 0.0
-            tol = np.sqrt(eps) * scale
-            if gap[t, i, j] > tol:
-                a, b = gi[i], li[t, j]
-                raise ValueError(
-                    f"{name} is not symmetric: |{name}[{a}, {b}] - {name}[{b}, {a}]|"
-                    f" = {gap[t, i, j]:.3g} ({C[t, i, j]:.6g} vs {Cl[t, i, j]:.6g}) "
-                    f"exceeds the tolerance {tol:.3g} (sqrt(eps) * max|{name}|)")
-        out = cls(G, 0.5 * (C + Cl), L, gi, li, name=name)
+        G, C, L, gi, li, eps = _arrowhead_blocks(hessian, global_inds,
+                                                 local_inds, name)
+        C = np.ascontiguousarray(C)
+        _check_finite_blocks({'global_block': G, 'cross_blocks': C,
+                              'local_blocks': L})   # duplicates may overflow
+        out = cls.__new__(cls)
+        # G and L symmetric to float64's sqrt(eps), as blocks given directly.
+        out._set_blocks(G, C, L, gi, li, name, _eps_of(np.float64))
         out._eps = eps
         return out
 

@@ -29,40 +29,29 @@ Public names and signatures are vittles 0.173's ``CrossSensitivity`` and
 """
 from __future__ import annotations
 
-import warnings
 from typing import Any, Callable, Optional
 
-import autograd
 import numpy as np
 
-from refold.sensitivity.linear_approx import (
-    SolverSpec, _as_vector, _check_solver_spec, estimating_equation_solver)
+from refold.sensitivity._checks import as_vector as _as_vector
+from refold.sensitivity._checks import check_bool as _check_flag
+from refold.sensitivity._checks import real_array
+from refold.sensitivity._equation_solver import (
+    SolverSpec, _check_solver_spec, estimating_equation_solver)
+from refold.sensitivity.hvp import directional_derivative
 
 __all__ = ["CrossSensitivity", "OptimumChecker"]
 
 
 def _jvp(fun: Callable, args: tuple, argnum: int, direction) -> Any:
-    """Directional derivative of ``fun(*args)`` in argument ``argnum``.
-
-    A derivative that is identically zero (a term that vanishes) is normal
-    here, so autograd's "Output seems independent of input" warning is
-    silenced.
-    """
-    def partial(a):
-        return fun(*args[:argnum], a, *args[argnum + 1:])
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "Output seems independent of input")
-        return autograd.make_jvp(partial)(args[argnum])(direction)[1]
+    """Directional derivative of ``fun(*args)`` in argument ``argnum``
+    (zero, silently, for a term that vanishes)."""
+    return directional_derivative(fun, argnum, direction)(*args)
 
 
 def _as_hyper(value: Any, name: str) -> np.ndarray:
-    arr = np.asarray(value)
-    if arr.dtype == object or arr.dtype == bool or not (
-            np.issubdtype(arr.dtype, np.floating)
-            or np.issubdtype(arr.dtype, np.integer)):
-        raise TypeError(f"{name} must be a real number or array; got dtype "
-                        f"{arr.dtype}")
-    arr = np.array(arr, dtype=np.float64)
+    arr = np.array(real_array(value, name, what="a real number or array"),
+                   dtype=np.float64)
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must be finite; it has NaN or inf entries")
     return arr
@@ -77,12 +66,6 @@ def _as_direction(value: Any, name: str, like: np.ndarray,
         raise ValueError(f"{name} must have the shape of {like_name}, "
                          f"{like.shape}; got shape {arr.shape}")
     return arr
-
-
-def _check_flag(value: Any, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False; got {value!r}")
-    return bool(value)
 
 
 class CrossSensitivity:

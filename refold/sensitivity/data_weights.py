@@ -38,21 +38,19 @@ import autograd
 import autograd.numpy as anp
 import numpy as np
 
+from refold.sensitivity._checks import check_bool, check_int, real_array
+from refold.sensitivity.hvp import dense_hessian, jvp_operator
 from refold.sensitivity.optimum import validate_optimum as _validate_optimum
 from refold.sensitivity.refit import refit as _refit
-from refold.sensitivity.solvers import as_solver
+from refold.sensitivity.solvers import _MATRIX_FREE_KINDS, as_solver
 
 __all__ = ["WeightSensitivity", "DropDataResult", "RefitCheck"]
 
-_MATRIX_FREE_KINDS = frozenset({"cg"})
 _TARGETS = ("sign", "significance")
 
 
 def _as_opt_par(value: Any) -> np.ndarray:
-    arr = np.asarray(value)
-    if arr.dtype == object or arr.dtype.kind not in "biuf":
-        raise TypeError(f"opt_par must be a real numeric array; got dtype "
-                        f"{arr.dtype}")
+    arr = real_array(value, "opt_par", allow_bool=True)
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"opt_par must be a non-empty 1-d array; got shape "
                          f"{arr.shape}")
@@ -230,10 +228,7 @@ class WeightSensitivity:
                              f"per-observation losses; got shape "
                              f"{losses.shape}")
         if n_obs is not None:
-            if isinstance(n_obs, bool) or not isinstance(
-                    n_obs, (int, np.integer)) or n_obs < 1:
-                raise ValueError(f"n_obs must be a positive integer; got "
-                                 f"{n_obs!r}")
+            n_obs = check_int(n_obs, "n_obs", minimum=1, type_error=ValueError)
             if losses.size != n_obs:
                 raise ValueError(f"loss_terms_fun must return n_obs = {n_obs}"
                                  f" losses; got {losses.size}")
@@ -249,10 +244,7 @@ class WeightSensitivity:
         self._loss_jvp = autograd.make_jvp(loss_terms_fun)(self._opt_par)
         self.solver = self._make_solver(solver, dict(solver_options or {}))
         grad0 = self._grad(self._opt_par, self._ones)
-        if not isinstance(validate_optimum, (bool, np.bool_)):
-            raise TypeError(f"validate_optimum must be True or False; got "
-                            f"{validate_optimum!r}")
-        if validate_optimum:
+        if check_bool(validate_optimum, "validate_optimum"):
             _validate_optimum(grad0, self.solver, self._opt_par,
                               tol=optimum_tol, name="opt_par")
 
@@ -272,12 +264,9 @@ class WeightSensitivity:
                                 f"callable; got {type(kind).__name__}")
             return as_solver(kind, dim=dim)
         if kind in _MATRIX_FREE_KINDS:
-            jvp = autograd.make_jvp(
-                lambda t: self._grad(t, self._ones))(self._opt_par)
-            return as_solver(kind, hvp=lambda v: jvp(v)[1], dim=dim,
-                             **options)
-        hess = np.asarray(autograd.jacobian(
-            lambda t: self._grad(t, self._ones))(self._opt_par))
+            return as_solver(kind, hvp=jvp_operator(
+                self._grad, self._opt_par, self._ones), dim=dim, **options)
+        hess = dense_hessian(self.objective, self._opt_par, self._ones)
         if not np.all(np.isfinite(hess)):
             raise ValueError("the Hessian of the objective is not finite at "
                              "opt_par")
@@ -342,10 +331,8 @@ class WeightSensitivity:
 
     def total_influence(self, fun: Callable) -> np.ndarray:
         r"""Weight derivatives of a function of the optimum *and* the
-        weights: :math:`rac{d}{dw_n} F(\hat	heta(w), w) = -
-abla_	heta
-        F^	op H^{-1}
-abla\ell_n + \partial F/\partial w_n` at ``w = 1``.
+        weights: :math:`\frac{d}{dw_n} F(\hat\theta(w), w) = -\nabla_\theta
+        F^\top H^{-1}\nabla\ell_n + \partial F/\partial w_n` at ``w = 1``.
 
         Parameters
         ----------

@@ -18,12 +18,16 @@ For a twice-differentiable scalar objective :math:`f(x, \ldots)` this module bui
   trace pays off from the second column on.
 * :func:`make_hvp_at` -- the traced operator ``v -> H v`` itself, for callers
   (colouring, matrix-free solvers) that produce directions one at a time.
+* :func:`dense_hessian` -- the whole Hessian, as the reverse-mode Jacobian of
+  the gradient (``autograd.jacobian(autograd.grad(f))``, which is faster than
+  ``autograd.hessian``, the Jacobian of a Jacobian).  Every dense Hessian of
+  the sensitivity layer is formed by it.
 
 The loop over the ``k`` columns is a Python loop, which is fine: callers use
 ``k`` equal to the number of colours of a sparsity pattern (a handful), never the
 dimension.
 
-Both builders follow autograd's ``argnum`` convention: the differentiated
+The builders follow autograd's ``argnum`` convention: the differentiated
 argument ``x`` is the ``argnum``-th positional argument of ``fun``; the other
 positional arguments are passed, in order, after the direction.
 """
@@ -33,7 +37,9 @@ from typing import Any, Callable
 import autograd
 import numpy as onp
 
-__all__ = ["get_hvp", "get_batch_hvp", "make_hvp_at"]
+from refold.sensitivity._checks import check_int, real_array
+
+__all__ = ["get_hvp", "get_batch_hvp", "make_hvp_at", "dense_hessian"]
 
 
 _INDEPENDENT = "Output seems independent of input"
@@ -44,27 +50,16 @@ def _call_with(fun: Callable, argnum: int, x: Any, args: tuple) -> Any:
     return fun(*args[:argnum], x, *args[argnum:])
 
 
-def _check_argnum(argnum: Any) -> int:
-    if isinstance(argnum, (bool, onp.bool_)) or not isinstance(
-            argnum, (int, onp.integer)):
-        raise TypeError(
-            f"argnum must be a non-negative int; got {argnum!r} "
-            f"of type {type(argnum).__name__}.")
-    if argnum < 0:
-        raise ValueError(f"argnum must be a non-negative int; got {argnum}.")
-    return int(argnum)
+def _check_fun_argnum(fun: Any, argnum: Any) -> int:
+    """Check an objective and the position of its differentiated argument."""
+    argnum = check_int(argnum, "argnum", minimum=0)
+    if not callable(fun):
+        raise TypeError(f"fun must be callable; got {type(fun).__name__}.")
+    return argnum
 
 
 def _as_finite_float_array(value: Any, name: str) -> onp.ndarray:
-    try:
-        arr = onp.asarray(value)
-    except Exception as err:  # pragma: no cover - exotic objects
-        raise TypeError(f"{name} must be array-like; got "
-                        f"{type(value).__name__}.") from err
-    if arr.dtype == object or not (onp.issubdtype(arr.dtype, onp.floating)
-                                   or onp.issubdtype(arr.dtype, onp.integer)):
-        raise TypeError(f"{name} must be a real numeric array; got dtype "
-                        f"{arr.dtype}.")
+    arr = real_array(value, name)
     if not onp.issubdtype(arr.dtype, onp.floating):
         arr = arr.astype(float)
     if not onp.all(onp.isfinite(arr)):
@@ -117,9 +112,7 @@ def get_hvp(fun: Callable, argnum: int = 0) -> Callable:
     >>> hvp(np.array([1.0, 2.0]), np.array([1.0, 0.0]), 2.0)
     array([12.,  0.])
     """
-    argnum = _check_argnum(argnum)
-    if not callable(fun):
-        raise TypeError(f"fun must be callable; got {type(fun).__name__}.")
+    argnum = _check_fun_argnum(fun, argnum)
 
     def hvp(x: Any, v: Any, *args: Any) -> onp.ndarray:
         _check_args_length(args, argnum)
@@ -129,15 +122,9 @@ def get_hvp(fun: Callable, argnum: int = 0) -> Callable:
             raise ValueError(f"v must have the shape of x, {x.shape}; "
                              f"got {v.shape}.")
 
-        def grad_at(x_):
-            return autograd.grad(
-                lambda y: _call_with(fun, argnum, y, args))(x_)
-
-        with warnings.catch_warnings():
-            # A gradient that does not depend on x is a zero Hessian.
-            warnings.filterwarnings("ignore", _INDEPENDENT)
-            _, hv = autograd.make_jvp(grad_at)(x)(v)
-        return onp.asarray(hv)
+        grad_at = autograd.grad(lambda y: _call_with(fun, argnum, y, args))
+        # A gradient that does not depend on x is a zero Hessian.
+        return onp.asarray(directional_derivative(grad_at, 0, v)(x))
 
     return hvp
 
@@ -172,9 +159,7 @@ def make_hvp_at(fun: Callable, x: Any, *args: Any,
     ValueError
         When ``x`` is not a finite 1-d array or ``v`` has the wrong shape.
     """
-    argnum = _check_argnum(argnum)
-    if not callable(fun):
-        raise TypeError(f"fun must be callable; got {type(fun).__name__}.")
+    argnum = _check_fun_argnum(fun, argnum)
     _check_args_length(args, argnum)
     x = _as_finite_float_array(x, "x")
     if x.ndim != 1:
@@ -225,9 +210,7 @@ def get_batch_hvp(fun: Callable, argnum: int = 0) -> Callable:
         (from ``batch_hvp``) when ``x`` is not 1-d, ``V`` is not ``(D, k)``, or
         either contains NaN/inf.
     """
-    argnum = _check_argnum(argnum)
-    if not callable(fun):
-        raise TypeError(f"fun must be callable; got {type(fun).__name__}.")
+    argnum = _check_fun_argnum(fun, argnum)
 
     def batch_hvp(x: Any, V: Any, *args: Any) -> onp.ndarray:
         _check_args_length(args, argnum)
@@ -250,3 +233,91 @@ def get_batch_hvp(fun: Callable, argnum: int = 0) -> Callable:
         return out
 
     return batch_hvp
+
+
+# ----------------------------------------------------------------------------
+# Shared derivative operators of the sensitivity layer.
+# ----------------------------------------------------------------------------
+def directional_derivative(fun: Callable, argnum: int,
+                           direction: Any) -> Callable:
+    r"""``(*args) -> d/dt fun(..., args[argnum] + t direction, ...)`` at 0.
+
+    Forward mode (``autograd.make_jvp``); composable, so nesting it gives
+    higher directional derivatives.  Where ``fun`` does not depend on the
+    argument the derivative is zero, and autograd's "Output seems
+    independent of input" warning is silenced: a vanishing term is normal
+    for the callers (Taylor terms, cross derivatives, zero Hessians).
+    """
+    make = autograd.make_jvp(fun, argnum=argnum)
+
+    def derivative(*args):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", _INDEPENDENT)
+            return make(*args)(direction)[1]
+    return derivative
+
+
+def jvp_operator(fun: Callable, x: Any, *args: Any,
+                 argnum: int = 0) -> Callable:
+    r"""``v -> J v`` with :math:`J = \partial fun / \partial x` at ``x``.
+
+    One forward-mode pass per product (``autograd.make_jvp``); the result
+    is a float array of the shape of ``v``.  For a gradient ``fun`` this is
+    a Hessian-vector product; for an estimating equation, a Jacobian-vector
+    product.  ``x`` and ``args`` are used as given (the caller checked them).
+    """
+    jvp = autograd.make_jvp(fun, argnum=argnum)(
+        *args[:argnum], x, *args[argnum:])
+
+    def matvec(v):
+        v = onp.asarray(v, dtype=float)
+        return onp.asarray(jvp(v.ravel())[1], dtype=float).reshape(v.shape)
+    return matvec
+
+
+def dense_jacobian(fun: Callable, x: Any, *args: Any,
+                   argnum: int = 0) -> onp.ndarray:
+    r""":math:`\partial fun / \partial x` at ``x`` as a dense float array
+    (``autograd.jacobian``, one reverse sweep per output coordinate).  ``x``
+    and ``args`` are used as given (the caller checked them)."""
+    jac = autograd.jacobian(fun, argnum)(*args[:argnum], x, *args[argnum:])
+    return onp.asarray(jac, dtype=float)
+
+
+def dense_hessian(fun: Callable, x: Any, *args: Any,
+                  argnum: int = 0) -> onp.ndarray:
+    r"""The dense Hessian :math:`\nabla^2_x f` of a scalar objective.
+
+    Formed as the reverse-mode Jacobian of the gradient,
+    ``autograd.jacobian(autograd.grad(fun))``: the same ``D`` backward
+    sweeps of the gradient's graph as ``autograd.hessian`` (the Jacobian of
+    a Jacobian), with less bookkeeping, so measurably faster.
+
+    Parameters
+    ----------
+    fun, x, *args, argnum
+        As in :func:`make_hvp_at`, except that ``x`` (finite) may have any
+        shape.
+
+    Returns
+    -------
+    numpy.ndarray, shape ``x.shape + x.shape``
+        ``(D, D)`` for a vector ``x``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        When ``fun`` is not callable, ``argnum`` is not a valid position, or
+        ``x`` is not a finite real array.
+
+    Examples
+    --------
+    >>> import autograd.numpy as np
+    >>> dense_hessian(lambda x, a: a * np.sum(x ** 3), np.array([1.0, 2.0]), 2.0)
+    array([[12.,  0.],
+           [ 0., 24.]])
+    """
+    argnum = _check_fun_argnum(fun, argnum)
+    _check_args_length(args, argnum)
+    x = _as_finite_float_array(x, "x")
+    return dense_jacobian(autograd.grad(fun, argnum), x, *args, argnum=argnum)

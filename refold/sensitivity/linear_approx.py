@@ -24,67 +24,30 @@ Public classes keep the names and signatures of vittles 0.173:
 """
 from __future__ import annotations
 
-import warnings
-from typing import Any, Callable, Mapping, Optional, Union
+from typing import Any, Callable, Mapping, Optional
 
 import autograd
-import autograd.numpy as anp
 import numpy as np
 import scipy.sparse as sps
-from autograd.extend import defjvp, defvjp, primitive
-from autograd.tracer import getval, isbox
 
-from refold.sensitivity.hvp import get_hvp
+from refold.sensitivity._checks import as_vector as _as_vector
+from refold.sensitivity._equation_solver import (
+    SolverSpec, _check_solver_spec, _check_square, _make_solver, _no_solve,
+    _solve, estimating_equation_solver)
+from refold.sensitivity._opt_function import _linear_opt_function
+from refold.sensitivity.hvp import dense_hessian, directional_derivative, get_hvp
 from refold.sensitivity.optimum import validate_optimum
-from refold.sensitivity.solvers import as_solver
+from refold.sensitivity.solvers import _MATRIX_FREE_KINDS
 
 __all__ = [
     "EstimatingEquationLinearApproximation",
     "HyperparameterSensitivityLinearApproximation",
 ]
 
-SolverSpec = Union[None, str, Callable[[np.ndarray], np.ndarray]]
-
-#: Solver kinds that work from a matrix-vector product alone.
-_MATRIX_FREE_KINDS = frozenset({"cg"})
-
 
 # ----------------------------------------------------------------------------
 # Input checking
 # ----------------------------------------------------------------------------
-def _as_vector(value: Any, name: str, *, length: Optional[int] = None
-               ) -> np.ndarray:
-    """A finite 1-d float64 copy of ``value``; scalars only when length 1."""
-    arr = np.asarray(value)
-    if arr.dtype == object or arr.dtype == bool or not (
-            np.issubdtype(arr.dtype, np.floating)
-            or np.issubdtype(arr.dtype, np.integer)):
-        raise TypeError(f"{name} must be a real numeric array; got dtype "
-                        f"{arr.dtype}")
-    if arr.ndim == 0:
-        if length == 1:
-            arr = arr.reshape(1)
-        else:
-            want = "a 1-d array" if length is None else \
-                f"a 1-d array of length {length}"
-            raise ValueError(
-                f"{name} must be {want}; got a scalar (wrap it, e.g. "
-                f"np.atleast_1d({name}))")
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be a 1-d array; got shape {arr.shape}")
-    if length is not None and arr.shape[0] != length:
-        raise ValueError(f"{name} must have length {length}; got length "
-                         f"{arr.shape[0]}")
-    if arr.shape[0] == 0:
-        raise ValueError(f"{name} must not be empty")
-    arr = np.array(arr, dtype=np.float64)
-    if not np.all(np.isfinite(arr)):
-        bad = np.flatnonzero(~np.isfinite(arr))
-        raise ValueError(f"{name} must be finite; entries {bad[:10].tolist()} "
-                         f"are NaN or inf")
-    return arr
-
-
 def _as_cross_matrix(value: Any, name: str, shape: tuple) -> np.ndarray:
     if sps.issparse(value):
         value = value.toarray()
@@ -103,41 +66,6 @@ def _as_cross_matrix(value: Any, name: str, shape: tuple) -> np.ndarray:
     return arr
 
 
-def _check_square(h: Any, name: str, dim: int) -> Any:
-    shape = getattr(h, "shape", None)
-    if shape is None:
-        h = np.asarray(h)
-        shape = h.shape
-    if tuple(shape) != (dim, dim):
-        raise ValueError(f"{name} must have shape ({dim}, {dim}) to match "
-                         f"the parameter of length {dim}; got shape "
-                         f"{tuple(shape)}")
-    return h
-
-
-def _check_solver_spec(solver: SolverSpec, name: str) -> SolverSpec:
-    if solver is None or callable(solver) or isinstance(solver, str):
-        return solver
-    raise TypeError(f"{name} must be None, a solver kind such as 'cholesky', "
-                    f"'cg' or 'lu', or a function b -> H^-1 b; got "
-                    f"{type(solver).__name__}")
-
-
-def _symmetry_gap(mat: np.ndarray) -> tuple:
-    """``(max|A - A^T|, tolerance)`` with a dtype-aware tolerance.
-
-    The tolerance is ``100 * D * eps(dtype) * max|A|``: rounding in an
-    automatic-differentiation Jacobian of a truly symmetric matrix stays far
-    below it.  Misclassifying a symmetric matrix as non-symmetric costs only
-    speed (an LU solve instead of Cholesky), never accuracy.
-    """
-    eps = np.finfo(mat.dtype).eps if np.issubdtype(mat.dtype, np.floating) \
-        else np.finfo(float).eps
-    scale = float(np.max(np.abs(mat), initial=0.0))
-    gap = float(np.max(np.abs(mat - mat.T), initial=0.0))
-    return gap, 100.0 * mat.shape[0] * eps * scale
-
-
 # ----------------------------------------------------------------------------
 # Derivatives
 # ----------------------------------------------------------------------------
@@ -149,221 +77,15 @@ def _cross_jacobian(vec_fun: Callable, par: np.ndarray, hyper: np.ndarray,
     equation); each column is the forward-mode directional derivative in the
     direction of one hyperparameter coordinate.
     """
-    jvp = autograd.make_jvp(lambda h: vec_fun(par, h))(hyper)
-    basis = np.eye(hyper.shape[0])
-    cols = []
-    for j in range(hyper.shape[0]):  # loop over hyperparameter dimensions
-        with warnings.catch_warnings():  # a zero column is legitimate
-            warnings.filterwarnings("ignore",
-                                    "Output seems independent of input")
-            _, col = jvp(basis[j])
-        col = np.broadcast_to(np.asarray(col, dtype=float), par.shape)
-        cols.append(col)
+    cols = [directional_derivative(vec_fun, 1, unit)(par, hyper)
+            for unit in np.eye(hyper.shape[0])]     # a zero column is legitimate
+    cols = [np.broadcast_to(np.asarray(col, dtype=float), par.shape)
+            for col in cols]
     cross = np.stack(cols, axis=1)
     if not np.all(np.isfinite(cross)):
         raise ValueError(f"{name} (computed by automatic differentiation) is "
                          f"not finite at the base values")
     return cross
-
-
-def _linear_opt_function(value0: np.ndarray, arg0: np.ndarray,
-                         jac: np.ndarray, arg_name: str) -> Callable:
-    """An autograd primitive equal to ``value0`` at ``arg0`` with Jacobian
-    ``jac``, differentiable once in reverse and forward mode."""
-    value0, arg0, jac = value0.copy(), arg0.copy(), jac.copy()
-    atol = 1e-8 * max(1.0, float(np.max(np.abs(arg0))))
-
-    def check(arg):
-        arr = np.asarray(getval(arg), dtype=float)
-        if arr.size != arg0.size or arr.ndim > 1:
-            raise ValueError(
-                f"{arg_name} must have shape ({arg0.size},); got shape "
-                f"{arr.shape}")
-        dist = float(np.max(np.abs(arr.ravel() - arg0)))
-        if not dist <= atol:
-            raise ValueError(
-                f"the optimum function is exact only at the base "
-                f"{arg_name}; it was evaluated {dist:.3g} away (tolerance "
-                f"{atol:.3g}). Use the predict_* method for a linear "
-                f"prediction at other values.")
-
-    def refuse(*_args, **_kwargs):
-        raise ValueError(
-            "second derivatives of the optimum are not available from a "
-            "first-order approximation; use "
-            "ParametricSensitivityTaylorExpansion")
-
-    @primitive
-    def apply_jac(direction):
-        return jac @ np.ravel(direction)
-
-    @primitive
-    def apply_jac_t(cotangent):
-        return jac.T @ cotangent
-
-    defvjp(apply_jac, refuse)
-    defjvp(apply_jac, refuse)
-    defvjp(apply_jac_t, refuse)
-    defjvp(apply_jac_t, refuse)
-
-    @primitive
-    def opt_par_function(arg):
-        check(arg)
-        return value0.copy()
-
-    def vjp_maker(ans, arg):
-        check(arg)
-        if isbox(arg):  # differentiated again: needs d2 opt_par / d hyper2
-            refuse()
-        return lambda g: anp.reshape(apply_jac_t(g), np.shape(arg))
-
-    def jvp_rule(g, ans, arg):
-        check(arg)
-        if isbox(arg):
-            refuse()
-        return apply_jac(g)
-
-    defvjp(opt_par_function, vjp_maker)
-    defjvp(opt_par_function, jvp_rule)
-    return opt_par_function
-
-
-# ----------------------------------------------------------------------------
-# Solvers for an estimating equation
-# ----------------------------------------------------------------------------
-_FACTORISING_KINDS = frozenset({"cholesky", "dense", "sparse", "lu"})
-
-
-def _matvec_of_matrix(mat: Any) -> Callable:
-    def matvec(v):
-        return np.asarray(mat @ np.ravel(v)).reshape(np.shape(v))
-    return matvec
-
-
-def _make_solver(spec: SolverSpec, *, dim: int, matrix: Any = None,
-                 matvec: Optional[Callable] = None,
-                 options: Optional[Mapping] = None, name: str = "hessian",
-                 what: str = "the Hessian") -> Callable:
-    """:func:`as_solver` with refold's argument names and error context."""
-    opts = dict(options or {})
-    if isinstance(spec, str) and spec in _FACTORISING_KINDS:
-        opts.setdefault("name", name)
-    try:
-        if callable(spec):
-            return as_solver(spec, dim=dim, **opts)
-        if spec in _MATRIX_FREE_KINDS and matrix is None:
-            return as_solver(spec, hvp=matvec, dim=dim, **opts)
-        if spec in _MATRIX_FREE_KINDS:
-            return as_solver(spec, hvp=_matvec_of_matrix(matrix), dim=dim,
-                             **opts)
-        return as_solver(spec, hessian=matrix, **opts)
-    except ValueError as err:
-        raise _in_context(err, what) from err
-
-
-def _in_context(err: ValueError, what: str) -> ValueError:
-    msg = f"{what}: {err}"
-    if "on_failure=" in msg:
-        msg += " Here, pass it as solver_options={'on_failure': ...}."
-    return ValueError(msg)
-
-
-def _no_solve(b):  # pragma: no cover - never called for a NaN gradient
-    raise AssertionError("a non-finite gradient must not be solved")
-
-
-def _solve(solver: Callable, rhs: np.ndarray, what: str) -> np.ndarray:
-    """Apply ``solver``, giving its errors (e.g. CG finding negative
-    curvature) the context of what is being solved."""
-    try:
-        return np.asarray(solver(rhs), dtype=float).reshape(rhs.shape)
-    except ValueError as err:
-        raise _in_context(err, what) from err
-
-
-def estimating_equation_solver(estimating_equation: Callable,
-                               par: np.ndarray, args: tuple,
-                               spec: SolverSpec, *,
-                               symmetric: Optional[bool] = None,
-                               options: Optional[Mapping] = None,
-                               what: str = "the Jacobian of "
-                                           "estimating_equation"
-                               ) -> tuple:
-    r"""A solver for the Jacobian :math:`J = \partial G / \partial\theta`.
-
-    Parameters
-    ----------
-    estimating_equation : callable
-        ``G(par, *args)``, differentiable by autograd.
-    par : numpy.ndarray, shape (D,)
-        Where ``J`` is taken.
-    args : tuple
-        The other arguments of ``G``.
-    spec : callable, str or None
-        A function ``b -> J^{-1} b`` (validated, used as is), a solver kind,
-        or ``None``: form ``J`` (reverse-mode autograd) and use Cholesky
-        when it is symmetric, LU when it is not or when it is symmetric but
-        not positive definite (an estimating equation only needs an
-        invertible Jacobian; the score of a log likelihood has a negative
-        definite one).  ``'cg'`` uses Jacobian-vector products only and
-        needs a symmetric positive definite ``J``.
-    symmetric : bool or None
-        ``None`` detects symmetry (``max|J - J^T| <= 100 D eps max|J|``;
-        rounding in an autograd Jacobian of a symmetric matrix stays well
-        below it, and a misclassification costs speed, never accuracy);
-        ``False`` forces LU; ``True`` raises unless ``J`` is symmetric.
-    options : dict, optional
-        Passed to :func:`refold.sensitivity.solvers.as_solver`.
-    what : str
-        How ``J`` is described in error messages.
-
-    Returns
-    -------
-    solver : LinearSolver
-    jacobian : numpy.ndarray or None
-        ``J`` when it was formed.
-    """
-    dim = par.shape[0]
-    if callable(spec):
-        return _make_solver(spec, dim=dim, options=options, what=what), None
-
-    def fun_of_par(p):
-        return estimating_equation(p, *args)
-
-    if spec in _MATRIX_FREE_KINDS:
-        if symmetric is False:
-            raise ValueError(
-                f"solver={spec!r} needs a symmetric positive definite "
-                f"Jacobian, but symmetric=False was given; use 'lu'")
-        jvp = autograd.make_jvp(fun_of_par)(par)
-
-        def matvec(v):
-            return np.asarray(jvp(np.ravel(v))[1], dtype=float).reshape(
-                np.shape(v))
-        return _make_solver(spec, dim=dim, matvec=matvec, options=options,
-                            what=what), None
-
-    jacobian = np.asarray(autograd.jacobian(fun_of_par)(par), dtype=float)
-    _check_square(jacobian, what, dim)
-    if not np.all(np.isfinite(jacobian)):
-        raise ValueError(f"{what} is not finite at the base values")
-    gap, tol = _symmetry_gap(jacobian)
-    is_symmetric = gap <= tol
-    if symmetric is True and not is_symmetric:
-        raise ValueError(
-            f"{what} is not symmetric (max|J - J^T| = {gap:.3g} > tolerance "
-            f"{tol:.3g}) although symmetric=True was given; pass "
-            f"symmetric=False (or leave it None) to use an LU solver")
-    kw = dict(dim=dim, matrix=jacobian, options=options, name="jacobian",
-              what=what)
-    if spec is not None:
-        return _make_solver(spec, **kw), jacobian
-    if symmetric is False or not is_symmetric:
-        return _make_solver("lu", **kw), jacobian
-    try:
-        return _make_solver("cholesky", **kw), jacobian
-    except ValueError:
-        return _make_solver("lu", **kw), jacobian
 
 
 # ----------------------------------------------------------------------------
@@ -779,8 +501,7 @@ class HyperparameterSensitivityLinearApproximation(
             def matvec(v):
                 return hvp(par, np.ravel(v), hyper).reshape(np.shape(v))
             return _make_solver(kind, matvec=matvec, **kw), None
-        hessian = np.asarray(autograd.hessian(
-            self._objective_fun, argnum=0)(par, hyper), dtype=float)
+        hessian = dense_hessian(self._objective_fun, par, hyper)
         return _make_solver(kind, matrix=hessian, name="hessian", **kw), \
             hessian
 
@@ -829,24 +550,15 @@ class HyperparameterSensitivityLinearApproximation(
         Hessian-vector products.
         """
         if self._jacobian is None:
-            h = autograd.hessian(self._objective_fun, argnum=0)(
-                self._par0, self._hyper0)
-            self._jacobian = np.asarray(h, dtype=float)
+            self._jacobian = dense_hessian(self._objective_fun, self._par0,
+                                           self._hyper0)
         return self._jacobian
 
     def predict_opt_par_from_hyper_par(self, new_hyper_par_value
                                        ) -> np.ndarray:
-        r"""Predict the optimum at ``new_hyper_par_value`` linearly.
-
-        Parameters
-        ----------
-        new_hyper_par_value : array_like, shape (M,)
-            The hyperparameter (a scalar only when M is 1).
-
-        Returns
-        -------
-        opt_par : numpy.ndarray, shape (D,)
-        """
+        r"""Predict the optimum at ``new_hyper_par_value`` linearly, shape
+        (D,): :meth:`predict_input_par_from_hyper_par` under vittles' name
+        for optima (a scalar hyperparameter only when M is 1)."""
         return self.predict_input_par_from_hyper_par(new_hyper_par_value)
 
     def get_opt_par_function(self) -> Callable:

@@ -24,18 +24,14 @@ import numpy as np
 import scipy.optimize
 import scipy.sparse.linalg
 
-from refold.sensitivity.hvp import get_hvp
+from refold.sensitivity._checks import check_int, real_array
+from refold.sensitivity.hvp import dense_hessian, get_hvp
 
 __all__ = ["refit"]
 
 
 def _as_start(init_par: Any) -> np.ndarray:
-    arr = np.asarray(init_par)
-    if arr.dtype == object or arr.dtype == bool or not (
-            np.issubdtype(arr.dtype, np.floating)
-            or np.issubdtype(arr.dtype, np.integer)):
-        raise TypeError(f"init_par must be a real numeric array; got dtype "
-                        f"{arr.dtype}")
+    arr = real_array(init_par, "init_par")
     if arr.ndim != 1 or arr.shape[0] == 0:
         raise ValueError(f"init_par must be a non-empty 1-d array; got shape "
                          f"{arr.shape}")
@@ -137,9 +133,7 @@ def refit(objective_fun: Callable, init_par: Any, hyper_par: Any = None, *,
     x0 = _as_start(init_par)
     if not (np.isfinite(gtol) and gtol > 0):
         raise ValueError(f"gtol must be a positive number; got {gtol!r}")
-    if isinstance(maxiter, bool) or not isinstance(
-            maxiter, (int, np.integer)) or maxiter < 1:
-        raise ValueError(f"maxiter must be a positive int; got {maxiter!r}")
+    check_int(maxiter, "maxiter", minimum=1, type_error=ValueError)
     args = () if hyper_par is None else (hyper_par,)
 
     value0 = np.asarray(objective_fun(x0, *args))
@@ -157,7 +151,8 @@ def refit(objective_fun: Callable, init_par: Any, hyper_par: Any = None, *,
             hessp=lambda x, v, *a: hessp(x, v, *a),
             method="trust-ncg", options=options)
     else:
-        hess = autograd.hessian(objective_fun, argnum=0)
+        def hess(x, *a):
+            return dense_hessian(objective_fun, x, *a)
         result = scipy.optimize.minimize(
             objective_fun, x0, args=args, jac=grad, hess=hess,
             method="trust-ncg", options=options)

@@ -27,6 +27,8 @@ from typing import Any, Callable, NamedTuple, Tuple, Union
 import numpy as onp
 import scipy.sparse as sp
 
+from refold.sensitivity._checks import check_int
+from refold.sensitivity.arrowhead import ArrowheadHessian
 from refold.sensitivity.colouring import (HessianColouring,
                                           as_sparsity_pattern,
                                           colour_hessian, recover_hessian,
@@ -329,13 +331,10 @@ class SparseBlockHessian:
                                   f"global index {index}")
         return products
 
-    @staticmethod
-    def _check_print_every(print_every: Any) -> int:
-        if isinstance(print_every, bool) or not isinstance(
-                print_every, (int, onp.integer)):
-            raise TypeError(f"print_every must be an int; got "
-                            f"{print_every!r}.")
-        return int(print_every)
+    def _checked(self, opt_par: Any, print_every: Any):
+        """The checked ``opt_par`` and ``print_every`` of a public call."""
+        print_every = check_int(print_every, "print_every")
+        return self._opt_par(opt_par), print_every
 
     def _block_coo(self, local_blocks, dim) -> Tuple[onp.ndarray, ...]:
         shape = local_blocks.shape
@@ -343,13 +342,14 @@ class SparseBlockHessian:
         cols = onp.broadcast_to(self._local_inds[:, None, :], shape)
         return local_blocks.ravel(), rows.ravel(), cols.ravel()
 
-    def _global_coo(self, global_products, global_inds):
+    def _global_coo(self, global_block, cross, global_inds):
+        """COO triplets of :math:`H[G, G]` (``global_block``, (g, g)) and of
+        :math:`H[L, G]`, :math:`H[G, L]` (``cross[l, i] = H[local_l,
+        global_i]``)."""
         local = self._local_inds.ravel()
         g = len(global_inds)
-        gg = global_products[global_inds]
-        gg = 0.5 * (gg + gg.T)
-        cross = global_products[local]  # [l, i] = H[local_l, global_i]
-        vals = onp.concatenate([gg.ravel(), cross.ravel(), cross.ravel()])
+        vals = onp.concatenate([global_block.ravel(), cross.ravel(),
+                                cross.ravel()])
         rows = onp.concatenate([
             onp.repeat(global_inds, g), onp.repeat(local, g),
             onp.tile(global_inds, len(local))])
@@ -395,8 +395,7 @@ class SparseBlockHessian:
             Bad ``opt_par``, or (with ``verify``) when local coordinates of
             different blocks interact.
         """
-        print_every = self._check_print_every(print_every)
-        opt_par = self._opt_par(opt_par)
+        opt_par, print_every = self._checked(opt_par, print_every)
         dim = opt_par.shape[0]
         hvp_at = make_hvp_at(self._fun, opt_par)
         blocks = self._local_blocks(hvp_at, dim, print_every)
@@ -432,15 +431,17 @@ class SparseBlockHessian:
             HVP per global coordinate, which gives these entries exactly, so
             there is nothing to verify.
         """
-        print_every = self._check_print_every(print_every)
-        opt_par = self._opt_par(opt_par)
+        opt_par, print_every = self._checked(opt_par, print_every)
         dim = opt_par.shape[0]
         global_inds = self._global_inds(dim, global_inds)
         hvp_at = make_hvp_at(self._fun, opt_par)
         products = self._global_products(hvp_at, dim, global_inds,
                                          print_every)
         self.num_hvps = len(global_inds)
-        vals, rows, cols = self._global_coo(products, global_inds)
+        global_block = products[global_inds]
+        vals, rows, cols = self._global_coo(
+            0.5 * (global_block + global_block.T),
+            products[self._local_inds.ravel()], global_inds)
         if print_every > 0:
             print("Done differentiating.")
         return sp.coo_matrix((vals, (rows, cols)), shape=(dim, dim))
@@ -472,17 +473,12 @@ class SparseBlockHessian:
 
     def _blocks_to_csr(self, blocks: ArrowheadBlocks,
                        dim: int) -> sp.csr_matrix:
-        vals_b, rows_b, cols_b = self._block_coo(blocks.local_blocks, dim)
         g = len(blocks.global_inds)
-        gi = blocks.global_inds
-        local = self._local_inds.ravel()
         cross = blocks.cross_blocks.transpose(0, 2, 1).reshape(-1, g)
-        vals = onp.concatenate([vals_b, blocks.global_block.ravel(),
-                                cross.ravel(), cross.ravel()])
-        rows = onp.concatenate([rows_b, onp.repeat(gi, g),
-                                onp.repeat(local, g), onp.tile(gi, len(local))])
-        cols = onp.concatenate([cols_b, onp.tile(gi, g),
-                                onp.tile(gi, len(local)), onp.repeat(local, g)])
+        parts = [self._block_coo(blocks.local_blocks, dim),
+                 self._global_coo(blocks.global_block, cross,
+                                  blocks.global_inds)]
+        vals, rows, cols = (onp.concatenate(p) for p in zip(*parts))
         return sp.csr_matrix((vals, (rows, cols)), shape=(dim, dim))
 
     def get_arrowhead_blocks(self, opt_par: Any, global_inds: Any = None,
@@ -517,8 +513,7 @@ class SparseBlockHessian:
             Bad input, or (with ``verify``) when the objective couples
             coordinates the structure claims are independent.
         """
-        print_every = self._check_print_every(print_every)
-        opt_par = self._opt_par(opt_par)
+        opt_par, print_every = self._checked(opt_par, print_every)
         return self._arrowhead(opt_par, global_inds, print_every, verify)
 
     def get_arrowhead_hessian(self, opt_par: Any, print_every: int = 0,
@@ -533,14 +528,9 @@ class SparseBlockHessian:
         -------
         refold.sensitivity.arrowhead.ArrowheadHessian
         """
-        from refold.sensitivity.arrowhead import ArrowheadHessian
-
-        print_every = self._check_print_every(print_every)
-        opt_par = self._opt_par(opt_par)
-        blocks = self._arrowhead(opt_par, None, print_every, verify)
-        return ArrowheadHessian(blocks.global_block, blocks.cross_blocks,
-                                blocks.local_blocks, blocks.global_inds,
-                                blocks.local_inds)
+        opt_par, print_every = self._checked(opt_par, print_every)
+        return _to_arrowhead(self._arrowhead(opt_par, None, print_every,
+                                             verify))
 
     def get_hessian(self, opt_par: Any, print_every: int = 0,
                     verify: bool = True,
@@ -572,16 +562,19 @@ class SparseBlockHessian:
             Bad input, or (with ``verify``) when the objective couples
             coordinates the structure claims are independent.
         """
-        print_every = self._check_print_every(print_every)
-        opt_par = self._opt_par(opt_par)
+        opt_par, print_every = self._checked(opt_par, print_every)
         blocks = self._arrowhead(opt_par, None, print_every, verify)
         hessian = self._blocks_to_csr(blocks, opt_par.shape[0])
         if return_arrowhead:
-            from refold.sensitivity.arrowhead import ArrowheadHessian
-            return hessian, ArrowheadHessian(
-                blocks.global_block, blocks.cross_blocks, blocks.local_blocks,
-                blocks.global_inds, blocks.local_inds)
+            return hessian, _to_arrowhead(blocks)
         return hessian
+
+
+def _to_arrowhead(blocks: ArrowheadBlocks) -> ArrowheadHessian:
+    """The :class:`ArrowheadHessian` (Schur-complement solver) of ``blocks``."""
+    return ArrowheadHessian(blocks.global_block, blocks.cross_blocks,
+                            blocks.local_blocks, blocks.global_inds,
+                            blocks.local_inds)
 
 
 def _arrowhead_matvec(blocks: ArrowheadBlocks, vec: onp.ndarray) -> onp.ndarray:

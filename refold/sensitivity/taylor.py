@@ -42,19 +42,25 @@ set of derivatives.
 """
 from __future__ import annotations
 
-import functools
 import math
-import warnings
-from dataclasses import dataclass
-from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, List, Optional, Tuple, Union
 
 import autograd
-import autograd.numpy as anp
 import numpy as np
 
+from refold.sensitivity._checks import check_bool as _check_bool
+from refold.sensitivity._checks import check_int, real_array
+from refold.sensitivity._taylor_derivatives import _OptimumDerivatives
+from refold.sensitivity._taylor_report import (TaylorSeriesReport,
+                                               TaylorSeriesWarning, _converging,
+                                               _term_norms, _warn_if_diverging)
+from refold.sensitivity._taylor_terms import (TaylorTerm, _mixed_partial,
+                                              taylor_terms)
+from refold.sensitivity.hvp import dense_hessian, dense_jacobian, jvp_operator
 from refold.sensitivity.optimum import validate_optimum as _validate_optimum
 from refold.sensitivity.refit import refit as _refit
-from refold.sensitivity.solvers import RefoldWarning, as_solver
+from refold.sensitivity.solvers import (_FACTORISING_KINDS, _MATRIX_FREE_KINDS,
+                                        as_solver)
 
 __all__ = [
     "TaylorTerm",
@@ -64,265 +70,19 @@ __all__ = [
     "taylor_terms",
 ]
 
-#: Solver kinds that use only products with the Hessian (no factorisation).
-_MATRIX_FREE_KINDS = frozenset({"cg"})
-#: Solver kinds that take a ``name`` for their error messages.
-_NAMED_KINDS = frozenset({"cholesky", "dense", "sparse", "lu"})
-#: Largest total number of entries of dense derivative arrays built without
-#: ``force=True`` (``forward_mode=False`` only).
-_MAX_DENSE_SIZE = 100_000
 _DEFAULT_CACHE_SIZE = 64
-
-
-class TaylorSeriesWarning(RefoldWarning):
-    """A Taylor series whose terms stop shrinking: the prediction is not
-    to be trusted at that distance from the base hyperparameter."""
-
-
-# ----------------------------------------------------------------------------
-# The terms of the k-th derivative (Faa di Bruno).
-# ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class TaylorTerm:
-    r"""One term of the ``order``-th total derivative of
-    :math:`g(\hat\theta(\epsilon), \epsilon)` along :math:`\Delta\epsilon`.
-
-    The term is ``coefficient`` times the partial derivative of ``g`` with
-    ``input_order`` derivatives in :math:`\theta` and ``hyper_order`` in
-    :math:`\epsilon`, applied to ``input_counts[j-1]`` copies of the
-    ``j``-th derivative of the optimum :math:`a_j` (for each ``j``) and
-    ``hyper_order`` copies of :math:`\Delta\epsilon`.
-
-    Attributes
-    ----------
-    order : int
-        ``k``, the order of the total derivative.
-    hyper_order : int
-        ``n``, the number of :math:`\epsilon` partial derivatives.
-    input_counts : tuple of int
-        Length ``k``; entry ``j-1`` is the number of factors :math:`a_j`.
-    coefficient : int
-        :math:`k! / (n! \prod_j (j!)^{c_j} c_j!)`.
-    """
-
-    order: int
-    hyper_order: int
-    input_counts: Tuple[int, ...]
-    coefficient: int
-
-    @property
-    def input_order(self) -> int:
-        """``m``, the number of :math:`\\theta` partial derivatives."""
-        return int(sum(self.input_counts))
-
-    @property
-    def input_derivative_orders(self) -> Tuple[int, ...]:
-        """The orders ``j`` of the :math:`a_j` factors, e.g. ``(1, 1, 2)``."""
-        return tuple(j for j, c in enumerate(self.input_counts, start=1)
-                     for _ in range(c))
-
-    @property
-    def is_solved(self) -> bool:
-        """Whether this is :math:`H a_k`, the term solved for."""
-        return self.hyper_order == 0 and self.input_counts[-1] == 1
-
-    def __str__(self) -> str:
-        m, n = self.input_order, self.hyper_order
-        parts = [f"d{j}theta" for j in self.input_derivative_orders]
-        parts += ["deps"] * n
-        deriv = "d^{} g / dtheta^{} deps^{}".format(m + n, m, n)
-        text = "Order {}:  {} * {} [{}]".format(
-            self.order, self.coefficient, deriv, ", ".join(parts))
-        return text + ("   <- H . d{}theta, solved for".format(self.order)
-                       if self.is_solved else "")
-
-
-def _partitions(total: int, largest: int):
-    """Partitions of ``total`` into parts <= ``largest``, as part -> count."""
-    if total == 0:
-        yield {}
-        return
-    for part in range(min(total, largest), 0, -1):
-        for rest in _partitions(total - part, part):
-            counts = dict(rest)
-            counts[part] = counts.get(part, 0) + 1
-            yield counts
-
-
-@functools.lru_cache(maxsize=None)
-def taylor_terms(order: int) -> Tuple[TaylorTerm, ...]:
-    r"""The terms of the ``order``-th derivative of :math:`g(\hat\theta,
-    \epsilon)` along a direction (Faa di Bruno's formula).
-
-    Parameters
-    ----------
-    order : int
-        ``k >= 1``.
-
-    Returns
-    -------
-    terms : tuple of TaylorTerm
-        The solved term :math:`H a_k` comes last.
-
-    Examples
-    --------
-    >>> [str(t.coefficient) for t in taylor_terms(2)]
-    ['1', '2', '1', '1']
-    """
-    order = _check_positive_int(order, "order")
-    terms = []
-    for hyper_order in range(order, -1, -1):
-        for counts in _partitions(order - hyper_order, order):
-            vec = tuple(counts.get(j, 0) for j in range(1, order + 1))
-            denom = math.factorial(hyper_order)
-            for j, c in enumerate(vec, start=1):
-                denom *= math.factorial(j) ** c * math.factorial(c)
-            terms.append(TaylorTerm(order, hyper_order, vec,
-                                    math.factorial(order) // denom))
-    terms.sort(key=lambda t: (t.is_solved, t.input_order, -t.hyper_order,
-                              t.input_counts))
-    return tuple(terms)
-
-
-# ----------------------------------------------------------------------------
-# Nested forward-mode derivatives.
-# ----------------------------------------------------------------------------
-def _jvp_in(fun: Callable, argnum: int, direction: Any) -> Callable:
-    """The directional derivative of ``fun`` in argument ``argnum``; zero
-    (without autograd's warning) where ``fun`` does not depend on it."""
-    make = autograd.make_jvp(fun, argnum=argnum)
-
-    def derivative(*args):
-        with warnings.catch_warnings():
-            warnings.filterwarnings(
-                "ignore", "Output seems independent of input",
-                UserWarning)
-            return make(*args)(direction)[1]
-    return derivative
-
-
-def _path_derivative(g: Callable, par0: np.ndarray, hyper0: np.ndarray,
-                     direction: np.ndarray, coefficients: Sequence,
-                     k: int) -> np.ndarray:
-    r""":math:`d^k/dt^k\, g(\theta_0 + \sum_j c_j t^j, \epsilon_0 + t u)` at 0.
-
-    ``coefficients`` are the Taylor coefficients :math:`c_j = a_j / j!`,
-    ``j = 1..k-1``; the polynomial is evaluated by Horner's rule (no powers
-    of ``t``, whose derivatives at zero are not finite in autograd).
-    """
-    def along(t):
-        if coefficients:
-            acc = coefficients[-1]
-            for c in reversed(coefficients[:-1]):
-                acc = c + t * acc
-            par = par0 + t * acc
-        else:
-            par = par0
-        return g(par, hyper0 + t * direction)
-
-    fun = along
-    for _ in range(k):
-        fun = _jvp_in(fun, 0, 1.0)
-    return fun(0.0)
-
-
-def _mixed_partial(g: Callable, par0: np.ndarray, hyper0: np.ndarray,
-                   par_dirs: Sequence, hyper_dir: np.ndarray,
-                   hyper_order: int) -> np.ndarray:
-    r""":math:`\partial^{m+n} g / \partial\theta^m\partial\epsilon^n` applied
-    to ``par_dirs`` and ``hyper_order`` copies of ``hyper_dir``."""
-    fun = g
-    for d in par_dirs:
-        fun = _jvp_in(fun, 0, d)
-    for _ in range(hyper_order):
-        fun = _jvp_in(fun, 1, hyper_dir)
-    return fun(par0, hyper0)
-
-
-def _forward_jacobian(fun: Callable, argnum: int) -> Callable:
-    """The Jacobian of ``fun`` in argument ``argnum`` by one forward-mode
-    product per coordinate; its axes are appended after the output's.
-    (Nested reverse-mode Jacobians grow much faster with the nesting.)"""
-    def jacobian(*args):
-        shape = np.shape(args[argnum])
-        basis = np.eye(int(np.prod(shape))).reshape((-1,) + shape)
-        cols = [_jvp_in(fun, argnum, b)(*args) for b in basis]
-        return anp.reshape(anp.stack(cols, axis=-1),
-                           anp.shape(cols[0]) + shape)
-    return jacobian
-
-
-class _DensePartials:
-    """Dense partial-derivative arrays of ``g`` at the base point
-    (``forward_mode=False``), built lazily and contracted with directions.
-    The array with ``m`` input and ``n`` hyperparameter derivatives costs
-    ``D**m * M**n`` nested forward-mode evaluations: for small problems
-    evaluated along many directions only."""
-
-    def __init__(self, g, par0, hyper0, needed, force):
-        dim, hsize = par0.size, hyper0.size
-        size = sum(dim ** (m + 1) * hsize ** n for m, n in needed)
-        if size > _MAX_DENSE_SIZE and not force:
-            raise ValueError(
-                f"forward_mode=False would build dense derivative arrays with "
-                f"{size} entries in total (more than {_MAX_DENSE_SIZE}) for "
-                f"len(input_val0) = {dim}, hyperparameter size {hsize}; use "
-                f"forward_mode=True or pass force=True")
-        self._args = (par0, hyper0)
-        self._funs = {(0, 0): g}
-        self._values = {}
-
-    def _fun(self, m, n):
-        if (m, n) not in self._funs:
-            if n > 0:
-                self._funs[(m, n)] = _forward_jacobian(self._fun(m, n - 1), 1)
-            else:
-                self._funs[(m, n)] = _forward_jacobian(self._fun(m - 1, 0), 0)
-        return self._funs[(m, n)]
-
-    def partial(self, par_dirs, hyper_dir, hyper_order):
-        key = (len(par_dirs), hyper_order)
-        if key not in self._values:
-            self._values[key] = np.asarray(self._fun(*key)(*self._args))
-        arr = self._values[key]
-        for _ in range(hyper_order):
-            arr = np.tensordot(arr, hyper_dir, axes=hyper_dir.ndim)
-        for d in par_dirs:
-            arr = arr @ d
-        return arr
 
 
 # ----------------------------------------------------------------------------
 # Validation helpers.
 # ----------------------------------------------------------------------------
 def _check_positive_int(value: Any, name: str) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(
-            value, (int, np.integer)):
-        raise ValueError(f"{name} must be a positive integer; got {value!r} "
-                         f"of type {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer (>= 1); got "
-                         f"{value}")
-    return int(value)
-
-
-def _check_bool(value: Any, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False; got {value!r}")
-    return bool(value)
+    return check_int(value, name, minimum=1, type_error=ValueError)
 
 
 def _as_real_array(value: Any, name: str) -> np.ndarray:
     """A finite float64 copy of ``value``; errors name ``name``."""
-    try:
-        arr = np.asarray(value)
-    except Exception as err:  # pragma: no cover - exotic objects
-        raise TypeError(f"{name} must be a real numeric array; got "
-                        f"{type(value).__name__}") from err
-    if arr.dtype == object or arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be a real numeric array; got dtype "
-                        f"{arr.dtype}")
-    arr = np.array(arr, dtype=np.float64)
+    arr = np.array(real_array(value, name, allow_bool=True), dtype=np.float64)
     if not np.all(np.isfinite(arr)):
         bad = np.argwhere(~np.isfinite(arr))[0]
         where = f"{name}[{', '.join(str(int(i)) for i in bad)}]" \
@@ -330,80 +90,6 @@ def _as_real_array(value: Any, name: str) -> np.ndarray:
         raise ValueError(f"{name} must be finite; {where} is "
                          f"{arr[tuple(bad)] if arr.ndim else arr}")
     return arr
-
-
-def _series_converging(norms: np.ndarray, scale: float) -> bool:
-    """Whether the last term is smaller than the larger of the two before
-    it (or negligible).  One term cannot be judged: ``True``."""
-    if norms.size < 2:
-        return True
-    last = norms[-1]
-    if last <= 64 * np.finfo(float).eps * scale:
-        return True
-    return bool(last < np.max(norms[-3:-1]))
-
-
-# ----------------------------------------------------------------------------
-# The reliability report.
-# ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class TaylorSeriesReport:
-    r"""How far a Taylor-series prediction can be trusted.
-
-    Sizes are max-abs norms.  For several directions each field has a
-    leading axis of length ``n_dir``.
-
-    Attributes
-    ----------
-    max_order : int
-        The order of the series evaluated.
-    prediction : numpy.ndarray
-        The prediction :math:`\theta_T` (offset included).
-    term_norms : numpy.ndarray
-        Shape ``(K,)`` (or ``(n_dir, K)``): sizes of the terms
-        :math:`a_k / k!` for ``k = 1..K``.
-    converging : bool or numpy.ndarray
-        ``False`` when the last term is not smaller than the larger of the
-        two before it: the series has stopped converging.
-    residual_norm : float or numpy.ndarray
-        :math:`\|g(\theta_T, \epsilon_{new})\|`.
-    newton_step_norm : float or numpy.ndarray
-        :math:`\|H_0^{-1} g(\theta_T, \epsilon_{new})\|`: to first order the
-        distance from the prediction to the re-fitted optimum.
-    refit_error : float, numpy.ndarray or None
-        :math:`\|\theta_T - \hat\theta(\epsilon_{new})\|` from an actual
-        re-fit, when one was asked for.
-    """
-
-    max_order: int
-    prediction: np.ndarray
-    term_norms: np.ndarray
-    converging: Union[bool, np.ndarray]
-    residual_norm: Union[float, np.ndarray]
-    newton_step_norm: Union[float, np.ndarray]
-    refit_error: Union[float, np.ndarray, None] = None
-
-    def __str__(self) -> str:
-        norms = np.atleast_2d(self.term_norms)
-        lines = [f"Taylor series of order {self.max_order}"]
-        head = "direction  " + "  ".join(
-            f"|term {k}|".rjust(10) for k in range(1, norms.shape[1] + 1))
-        lines.append(head + "  converging  |residual|  |Newton step|"
-                     + ("  |refit error|" if self.refit_error is not None
-                        else ""))
-        conv = np.atleast_1d(self.converging)
-        res = np.atleast_1d(self.residual_norm)
-        step = np.atleast_1d(self.newton_step_norm)
-        refit = None if self.refit_error is None else \
-            np.atleast_1d(self.refit_error)
-        for i, row in enumerate(norms):
-            line = f"{i:9d}  " + "  ".join(f"{v:10.3e}" for v in row)
-            line += f"  {str(bool(conv[i])):>10}  {res[i]:10.3e}  " \
-                    f"{step[i]:13.3e}"
-            if refit is not None:
-                line += f"  {refit[i]:13.3e}"
-            lines.append(line)
-        return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------
@@ -545,9 +231,10 @@ class ParametricSensitivityTaylorExpansion:
                                       hessian=hess)
             elif hess_solver not in _MATRIX_FREE_KINDS:
                 what = "the Hessian of objective_function"
-                solver = _kind_solver(
-                    hess_solver, what, options,
-                    hessian=_dense_jacobian(grad, par0, hyper0, what))
+                hessian = _checked_matrix(
+                    dense_hessian(objective_function, par0, hyper0), par0, what)
+                solver = _kind_solver(hess_solver, what, options,
+                                      hessian=hessian)
                 options = {}
         taylor = cls(grad, par0, hyper0, order, solver,
                      forward_mode=forward_mode,
@@ -596,18 +283,14 @@ class ParametricSensitivityTaylorExpansion:
         if isinstance(hess_solver, str):
             what = "the Jacobian of estimating_equation"
             if hess_solver in _MATRIX_FREE_KINDS:
-                jvp = autograd.make_jvp(
-                    lambda p: estimating_equation(p, hyper0))(par0)
-
-                def matvec(v):
-                    v = np.asarray(v, dtype=float)
-                    return np.asarray(jvp(v.ravel())[1]).reshape(v.shape)
+                matvec = jvp_operator(estimating_equation, par0, hyper0)
                 hess_solver = _kind_solver(hess_solver, what, options,
                                            hvp=matvec, dim=par0.size)
             else:
-                hess_solver = _kind_solver(
-                    hess_solver, what, options, hessian=_dense_jacobian(
-                        estimating_equation, par0, hyper0, what))
+                jacobian = _checked_matrix(dense_jacobian(
+                    estimating_equation, par0, hyper0), par0, what)
+                hess_solver = _kind_solver(hess_solver, what, options,
+                                           hessian=jacobian)
         elif not callable(hess_solver):
             raise TypeError(f"hess_solver must be a callable solver or a "
                             f"solver kind string; got "
@@ -622,18 +305,13 @@ class ParametricSensitivityTaylorExpansion:
             _validate_optimum(ee0, self._solve, par0, tol=optimum_tol,
                               name="input_val0")
 
-        self._terms = [taylor_terms(k) for k in range(1, self._order + 1)]
-        self._term_wise = (not self._forward_mode
-                           or self._max_input_order is not None
-                           or self._max_hyper_order is not None)
-        self._dense = None
-        if not self._forward_mode:
-            needed = {(t.input_order, t.hyper_order)
-                      for terms in self._terms for t in terms
-                      if self._term_used(t)}
-            self._dense = _DensePartials(estimating_equation, par0, hyper0,
-                                         needed, force)
-        self.clear_cache()
+        self._derivs = _OptimumDerivatives(
+            estimating_equation, par0, hyper0, self._solve, self._order,
+            max_input_order=self._max_input_order,
+            max_hyper_order=self._max_hyper_order,
+            forward_mode=self._forward_mode, force=force,
+            cache_size=self._cache_size)
+        self._terms = self._derivs.terms
 
     # ------------------------------------------------------------------ utils
     def __repr__(self) -> str:
@@ -648,8 +326,7 @@ class ParametricSensitivityTaylorExpansion:
 
     def clear_cache(self) -> None:
         """Forget every cached direction."""
-        self._cache_units = np.zeros((0, self._hyper_val0.size))
-        self._cache_derivs: List[List[np.ndarray]] = []
+        self._derivs.clear()
 
     def _eval_ee(self, par, hyper, where: str) -> np.ndarray:
         value = np.asarray(self._ee(par, hyper))
@@ -665,15 +342,6 @@ class ParametricSensitivityTaylorExpansion:
     def _solve(self, rhs: np.ndarray) -> np.ndarray:
         """``H^{-1} rhs`` for a vector or a (D, k) matrix."""
         return np.asarray(self.hess_solver(rhs))
-
-    def _term_used(self, term: TaylorTerm) -> bool:
-        if term.is_solved:
-            return False
-        if (self._max_hyper_order is not None
-                and term.hyper_order > self._max_hyper_order):
-            return False
-        return (self._max_input_order is None
-                or term.input_order <= self._max_input_order)
 
     def _check_max_order(self, max_order) -> int:
         if max_order is None:
@@ -702,93 +370,6 @@ class ParametricSensitivityTaylorExpansion:
         return arr, batched
 
     # ------------------------------------------------------------ derivatives
-    def _rhs(self, unit: np.ndarray, derivs: List[np.ndarray],
-             k: int) -> np.ndarray:
-        """``r_k`` along the unit direction, from ``a_1 .. a_{k-1}``."""
-        par0, hyper0 = self._input_val0, self._hyper_val0
-        if not self._term_wise:
-            coefs = [d / math.factorial(j) for j, d in enumerate(derivs, 1)]
-            return np.asarray(_path_derivative(self._ee, par0, hyper0, unit,
-                                               coefs, k))
-        total = np.zeros_like(par0)
-        for term in self._terms[k - 1]:
-            if not self._term_used(term):
-                continue
-            dirs = [derivs[j - 1] for j in term.input_derivative_orders]
-            if self._dense is not None:
-                value = self._dense.partial(dirs, unit, term.hyper_order)
-            else:
-                value = _mixed_partial(self._ee, par0, hyper0, dirs, unit,
-                                       term.hyper_order)
-            total = total + term.coefficient * np.asarray(value)
-        return total
-
-    def _entry_for(self, unit: np.ndarray) -> int:
-        """Index of the cached direction ``unit`` (added when new)."""
-        if self._cache_units.shape[0]:
-            gap = np.max(np.abs(self._cache_units - unit), axis=1)
-            best = int(np.argmin(gap))
-            if gap[best] <= 64 * np.finfo(float).eps:
-                return best
-        self._cache_units = np.vstack([self._cache_units, unit])
-        self._cache_derivs.append([])
-        return self._cache_units.shape[0] - 1
-
-    def _extend(self, entries: Sequence[int], max_order: int) -> None:
-        """Compute the derivatives of the cached directions up to order."""
-        shape = self._hyper_val0.shape
-        for k in range(1, max_order + 1):
-            todo = [e for e in entries if len(self._cache_derivs[e]) < k]
-            if not todo:
-                continue
-            rhs = np.stack([self._rhs(self._cache_units[e].reshape(shape),
-                                      self._cache_derivs[e], k)
-                            for e in todo], axis=1)
-            if not np.all(np.isfinite(rhs)):
-                raise ValueError(
-                    f"the order-{k} derivative of estimating_equation along "
-                    f"the requested direction is not finite at "
-                    f"(input_val0, hyper_val0)")
-            sol = -self._solve(rhs)
-            if not np.all(np.isfinite(sol)):
-                raise ValueError(
-                    f"hess_solver returned non-finite values for the order-{k}"
-                    f" derivative; is the Hessian singular?")
-            for col, e in enumerate(todo):
-                self._cache_derivs[e].append(sol[:, col])
-
-    def _derivatives(self, dirs: np.ndarray, max_order: int) -> np.ndarray:
-        """Array ``(max_order, n, D)`` of ``a_k`` along each direction."""
-        n = dirs.shape[0]
-        flat = dirs.reshape(n, -1)
-        out = np.zeros((max_order, n, self._input_val0.size))
-        norms = np.linalg.norm(flat, axis=1)
-        nonzero = np.flatnonzero(norms > 0)
-        if nonzero.size == 0:
-            return out
-        lead = flat[nonzero, np.argmax(np.abs(flat[nonzero]), axis=1)]
-        scale = norms[nonzero] * np.sign(lead)
-        units = flat[nonzero] / scale[:, None]
-        entries = [self._entry_for(u) for u in units]
-        self._extend(entries, max_order)
-        stacked = np.stack([np.stack(self._cache_derivs[e][:max_order])
-                            for e in entries], axis=1)   # (K, n_nz, D)
-        powers = scale[None, :] ** np.arange(1, max_order + 1)[:, None]
-        out[:, nonzero, :] = stacked * powers[:, :, None]
-        self._trim_cache(entries)
-        return out
-
-    def _trim_cache(self, used: Sequence[int]) -> None:
-        """Keep the most recently used directions, at most cache_size."""
-        count = self._cache_units.shape[0]
-        if count <= self._cache_size:
-            return
-        used_set = list(dict.fromkeys(used))
-        others = [i for i in range(count) if i not in set(used_set)]
-        keep = (others + used_set)[-self._cache_size:]
-        self._cache_units = self._cache_units[keep]
-        self._cache_derivs = [self._cache_derivs[i] for i in keep]
-
     # ---------------------------------------------------------------- public
     def evaluate_input_derivs(self, dhyper, max_order: Optional[int] = None
                               ) -> List[np.ndarray]:
@@ -810,7 +391,7 @@ class ParametricSensitivityTaylorExpansion:
         """
         max_order = self._check_max_order(max_order)
         dirs, batched = self._as_directions(dhyper, "dhyper", False)
-        derivs = self._derivatives(dirs, max_order)
+        derivs = self._derivs.derivatives(dirs, max_order)
         return [d if batched else d[0] for d in derivs]
 
     def evaluate_taylor_series_terms(self, new_hyper_val,
@@ -840,7 +421,7 @@ class ParametricSensitivityTaylorExpansion:
         max_order = self._check_max_order(max_order)
         dirs, batched = self._as_directions(new_hyper_val, "new_hyper_val",
                                             True)
-        derivs = self._derivatives(dirs, max_order)
+        derivs = self._derivs.derivatives(dirs, max_order)
         offset = np.broadcast_to(self._input_val0, derivs.shape[1:]).copy() \
             if add_offset else np.zeros(derivs.shape[1:])
         terms = [offset] + [derivs[k - 1] / math.factorial(k)
@@ -884,41 +465,11 @@ class ParametricSensitivityTaylorExpansion:
         terms = self.evaluate_taylor_series_terms(new_hyper_val, add_offset,
                                                   max_order)
         stacked = np.stack(terms)
-        self._warn_if_diverging(stacked)
+        _warn_if_diverging(stacked, self._input_val0)
         value = np.sum(stacked, axis=0) if sum_terms else stacked
         if not return_report:
             return value
         return value, self.diagnose(new_hyper_val, max_order)
-
-    def _term_norms(self, stacked: np.ndarray) -> np.ndarray:
-        """``(n, K)`` max-abs sizes of terms 1..K of a stacked series."""
-        terms = stacked[1:]
-        if terms.ndim == 2:
-            terms = terms[:, None, :]
-        return np.max(np.abs(terms), axis=2).T
-
-    def _converging(self, norms: np.ndarray) -> np.ndarray:
-        scale = max(1.0, float(np.max(np.abs(self._input_val0))))
-        return np.array([_series_converging(row, max(scale, row.max()))
-                         for row in norms])
-
-    def _warn_if_diverging(self, stacked: np.ndarray) -> None:
-        norms = self._term_norms(stacked)
-        ok = self._converging(norms)
-        if np.all(ok):
-            return
-        bad = np.flatnonzero(~ok)
-        k = norms.shape[1]
-        where = "" if stacked.ndim == 2 else \
-            f" for direction(s) {bad[:10].tolist()} of new_hyper_val"
-        row = norms[bad[0]]
-        warnings.warn(
-            f"The Taylor series of order {k} is not converging{where}: the "
-            f"order-{k} term has size {row[-1]:.3g}, not smaller than the "
-            f"earlier terms ({', '.join(f'{v:.3g}' for v in row[-3:-1])}). "
-            f"The prediction is unreliable this far from hyper_val0; use a "
-            f"smaller change or re-fit (refold.sensitivity.refit.refit).",
-            TaylorSeriesWarning, stacklevel=3)
 
     def diagnose(self, new_hyper_val, max_order: Optional[int] = None, *,
                  refit: bool = False, refit_options: Optional[dict] = None
@@ -949,8 +500,8 @@ class ParametricSensitivityTaylorExpansion:
         stacked = np.stack(self.evaluate_taylor_series_terms(
             new if batched else new[0], True, max_order))
         pred = np.sum(stacked, axis=0).reshape(new.shape[0], -1)
-        norms = self._term_norms(stacked)
-        conv = self._converging(norms)
+        norms = _term_norms(stacked)
+        conv = _converging(norms, self._input_val0)
         resid = np.stack([self._eval_ee(p, h, "at the Taylor prediction")
                           for p, h in zip(pred, new)], axis=1)
         step = np.max(np.abs(self._solve(resid)), axis=0)
@@ -1008,7 +559,7 @@ class ParametricSensitivityTaylorExpansion:
             raise ValueError("dhyper must be a single direction of the shape "
                              f"of hyper_val0, {self._hyper_val0.shape}; got "
                              f"{dirs.shape}")
-        derivs = [d[0] for d in self._derivatives(dirs, k)]
+        derivs = [d[0] for d in self._derivs.derivatives(dirs, k)]
         out = []
         for term in self._terms[k - 1]:
             dirs_k = [derivs[j - 1] for j in term.input_derivative_orders]
@@ -1029,24 +580,22 @@ class ParametricSensitivityTaylorExpansion:
                 print(term)
 
 
-def _dense_jacobian(fun: Callable, par0: np.ndarray, hyper0: np.ndarray,
+def _checked_matrix(matrix: np.ndarray, par0: np.ndarray,
                     what: str) -> np.ndarray:
-    """``d fun / d par`` at the base point (reverse over the traced fun)."""
-    jac = np.asarray(autograd.jacobian(fun, argnum=0)(par0, hyper0),
-                     dtype=float)
-    if jac.shape != (par0.size, par0.size):
+    """A dense derivative matrix at the base point, checked: (D, D), finite."""
+    if matrix.shape != (par0.size, par0.size):
         raise ValueError(f"{what} must be a ({par0.size}, {par0.size}) "
-                         f"matrix; got shape {jac.shape}")
-    if not np.all(np.isfinite(jac)):
+                         f"matrix; got shape {matrix.shape}")
+    if not np.all(np.isfinite(matrix)):
         raise ValueError(f"{what} is not finite at (input_val0, hyper_val0)")
-    return jac
+    return matrix
 
 
 def _kind_solver(kind: str, name: str, options: dict,
                  **kwargs) -> Callable:
     """A solver of the given kind; solver errors name ``name``."""
     kwargs.update(options)
-    if kind in _NAMED_KINDS:
+    if kind in _FACTORISING_KINDS:
         kwargs.setdefault("name", name)
     try:
         return as_solver(kind, **kwargs)

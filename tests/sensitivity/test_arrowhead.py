@@ -243,3 +243,95 @@ def test_block_constructor_rejects_bad_blocks(rng):
         ArrowheadHessian(G, C, L * 1j)
     with pytest.raises(ValueError, match="on_failure must be one of"):
         ArrowheadHessian(G, C, L).solver(on_failure='skip')
+
+
+def _blocks_of(H, gi, li):
+    """The blocks of a dense matrix, cut out independently of the class."""
+    return (H[np.ix_(gi, gi)], np.stack([H[np.ix_(gi, r)] for r in li]),
+            np.stack([H[np.ix_(r, r)] for r in li]))
+
+
+def _stored(Hp, fmt):
+    """``Hp`` in scipy format ``fmt``, with the awkward storage cases: COO
+    with split duplicates, CSR with unsorted indices and explicit zeros."""
+    if fmt == 'coo-duplicates':
+        coo = scipy.sparse.coo_array(Hp)
+        half = 0.5 * coo.data
+        return scipy.sparse.coo_array(
+            (np.concatenate([half, half]), (np.tile(coo.row, 2),
+                                            np.tile(coo.col, 2))), shape=Hp.shape)
+    if fmt == 'csr-unsorted':
+        csr = scipy.sparse.csr_array(Hp)
+        for r in range(csr.shape[0]):          # reverse every row's entries
+            s = slice(csr.indptr[r], csr.indptr[r + 1])
+            csr.indices[s] = csr.indices[s][::-1]
+            csr.data[s] = csr.data[s][::-1]
+        csr.has_sorted_indices = False
+        return csr
+    if fmt == 'dense':
+        return Hp
+    return scipy.sparse.csr_matrix(Hp).asformat(fmt)
+
+
+@pytest.mark.parametrize('ordered', [False, True])
+@pytest.mark.parametrize('fmt', ['csr', 'csc', 'coo', 'lil', 'dense',
+                                 'coo-duplicates', 'csr-unsorted'])
+def test_from_sparse_blocks_in_every_storage(shuffled, fmt, ordered, rng):
+    hs, gi, li, Hp = shuffled
+    if ordered:         # globals first, then the groups in turn (row runs)
+        T, m, g = 5, 2, 3
+        Hp = dense_of(*random_blocks(rng, T, m, g))
+        gi, li = np.arange(g), g + np.arange(T * m).reshape(T, m)
+    G, C, L = _blocks_of(Hp, gi, li)
+    stored = _stored(Hp, fmt)
+    A = ArrowheadHessian.from_sparse(stored, gi, li)
+    np.testing.assert_allclose(A.global_block, G, rtol=1e-15, atol=0)
+    np.testing.assert_allclose(A.cross_blocks, C, rtol=1e-15, atol=0)
+    np.testing.assert_allclose(A.local_blocks, L, rtol=1e-15, atol=0)
+    np.testing.assert_array_equal(A.global_inds, gi)
+    np.testing.assert_array_equal(A.local_inds, li)
+
+
+@pytest.mark.parametrize('T,m,g', [(6, 2, 0), (0, 2, 3), (1, 1, 1), (4, 3, 2)])
+def test_from_sparse_edge_shapes_and_float32(T, m, g, rng):
+    G, C, L = random_blocks(rng, T, m, g)
+    H = dense_of(G, C, L)
+    perm = rng.permutation(H.shape[0])
+    where = np.argsort(perm)
+    Hp = H[np.ix_(perm, perm)]
+    gi, li = where[:g], where[g:].reshape(T, m)
+    A = ArrowheadHessian.from_sparse(scipy.sparse.csr_array(Hp), gi, li)
+    np.testing.assert_allclose(A.to_sparse().toarray(), Hp, rtol=1e-15, atol=0)
+    A32 = ArrowheadHessian.from_sparse(
+        scipy.sparse.csr_array(Hp.astype(np.float32)), gi, li)
+    np.testing.assert_allclose(A32.to_sparse().toarray(), Hp, rtol=1e-6)
+
+
+def test_from_sparse_allows_explicit_zero_couplings(shuffled):
+    hs, gi, li, Hp = shuffled
+    coo = scipy.sparse.coo_array(Hp)
+    i, j = li[1, 0], li[3, 1]
+    with_zeros = scipy.sparse.coo_array(
+        (np.concatenate([coo.data, [0.0, 0.0]]),
+         (np.concatenate([coo.row, [i, j]]), np.concatenate([coo.col, [j, i]]))),
+        shape=Hp.shape).tocsr()
+    A = ArrowheadHessian.from_sparse(with_zeros, gi, li)
+    np.testing.assert_allclose(A.to_sparse().toarray(), Hp, rtol=0, atol=0)
+
+
+def test_from_sparse_reports_the_first_coupling_and_nan(shuffled):
+    hs, gi, li, Hp = shuffled
+    bad = Hp.copy()
+    pairs = [(li[4, 1], li[0, 0]), (li[2, 0], li[1, 1])]
+    for i, j in pairs:
+        bad[i, j] = bad[j, i] = 0.5
+    first = min(min(p) for p in pairs)                 # the smallest row index
+    with pytest.raises(ValueError, match=rf"hessian\[{first}, \d+\] = 0\.5 "
+                                         r"couples the locals of groups"):
+        ArrowheadHessian.from_sparse(scipy.sparse.csr_array(bad), gi, li)
+    bad = Hp.copy()
+    bad[li[3, 1], gi[2]] = bad[li[0, 0], li[0, 1]] = np.inf
+    k = min((li[3, 1], gi[2]), (li[0, 0], li[0, 1]))
+    with pytest.raises(ValueError, match=rf"hessian must be finite; "
+                                         rf"hessian\[{k[0]}, {k[1]}\] = inf"):
+        ArrowheadHessian.from_sparse(scipy.sparse.csc_array(bad), gi, li)

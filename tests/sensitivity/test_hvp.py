@@ -5,7 +5,8 @@ import autograd.numpy as np
 import numpy as onp
 import pytest
 
-from refold.sensitivity.hvp import get_batch_hvp, get_hvp, make_hvp_at
+from refold.sensitivity.hvp import (
+    dense_hessian, get_batch_hvp, get_hvp, make_hvp_at)
 
 
 def objective(x, a, b):
@@ -130,3 +131,40 @@ def test_linear_objective_has_zero_hvp(recwarn):
     onp.testing.assert_array_equal(get_hvp(linear)(x, x), onp.zeros(3))
     onp.testing.assert_array_equal(make_hvp_at(linear, x)(x), onp.zeros(3))
     assert not [w for w in recwarn if "independent" in str(w.message)]
+
+
+def test_dense_hessian_matches_autograd_and_finite_differences(problem):
+    x, _, a, b, _ = problem
+    hess = dense_hessian(objective, x, a, b)
+    onp.testing.assert_allclose(hess, autograd.hessian(objective)(x, a, b),
+                                rtol=1e-13, atol=1e-13)
+    grad = autograd.grad(objective)
+    step = 1e-6
+    fd = onp.stack([(grad(x + step * e, a, b) - grad(x - step * e, a, b))
+                    / (2 * step) for e in onp.eye(len(x))], axis=1)
+    onp.testing.assert_allclose(hess, fd, rtol=1e-6, atol=1e-6)
+
+    def moved(a_, x_, b_):                       # x as argument 1
+        return objective(x_, a_, b_)
+    onp.testing.assert_allclose(dense_hessian(moved, x, a, b, argnum=1), hess,
+                                rtol=1e-13, atol=1e-13)
+    matrix = x.reshape(1, -1)                    # any shape of x
+    assert dense_hessian(lambda y: np.sum(y ** 3), matrix).shape == \
+        matrix.shape * 2
+    x_before = x.copy()
+    dense_hessian(objective, x, a, b)
+    onp.testing.assert_array_equal(x, x_before)
+
+
+def test_dense_hessian_bad_inputs(problem):
+    x, _, a, b, _ = problem
+    with pytest.raises(TypeError, match="fun must be callable"):
+        dense_hessian(3.0, x)
+    with pytest.raises(TypeError, match="argnum"):
+        dense_hessian(objective, x, a, b, argnum=1.0)
+    with pytest.raises(ValueError, match="argnum=3"):
+        dense_hessian(objective, x, a, argnum=3)
+    with pytest.raises(ValueError, match="x must be finite"):
+        dense_hessian(objective, onp.full_like(x, onp.nan), a, b)
+    with pytest.raises(TypeError, match="x must be a real numeric"):
+        dense_hessian(objective, x.astype(complex), a, b)

@@ -516,8 +516,8 @@ def _toeplitz_tridiagonal(n, a, b):
 
 
 def test_sparse_diagnostics_without_densifying(monkeypatch):
-    import refold.sensitivity.solvers as solvers
-    monkeypatch.setattr(solvers, '_DENSE_EIG_MAX', 5)     # force ARPACK
+    import refold.sensitivity._factorisations as _factorisations
+    monkeypatch.setattr(_factorisations, "_DENSE_EIG_MAX", 5)     # force ARPACK
     n, a, b = 40, 0.5, -1.0
     h = _toeplitz_tridiagonal(n, a, b)
     eig = a + 2 * b * np.cos(np.arange(1, n + 1) * np.pi / (n + 1))
