@@ -1,4 +1,5 @@
-"""Shared fixtures: the anchors (paragami, vittles), imported only if present.
+"""Shared fixtures: the anchors (paragami, vittles), imported only if present,
+and a seeded global generator for ``check_grads``.
 
 paragami 0.42 and vittles 0.173 use ``numpy.product``, which numpy 2 removed;
 the fixtures restore it before importing them and skip the test when they are
@@ -32,17 +33,30 @@ def import_anchor(name):
     return module
 
 
-@pytest.fixture(scope="session")
-def paragami():
-    module = import_anchor("paragami")
-    if module is None:
-        pytest.skip("paragami is not installed")
-    return module
+def _anchor_fixture(name):
+    """A session fixture giving the anchor ``name``, skipping without it."""
+    @pytest.fixture(scope="session", name=name)
+    def anchor():
+        module = import_anchor(name)
+        if module is None:
+            pytest.skip("{} is not installed".format(name))
+        return module
+    anchor.__doc__ = "{}, imported after the numpy-2 shim.".format(name)
+    return anchor
 
 
-@pytest.fixture(scope="session")
-def vittles():
-    module = import_anchor("vittles")
-    if module is None:
-        pytest.skip("vittles is not installed")
-    return module
+paragami = _anchor_fixture("paragami")
+vittles = _anchor_fixture("vittles")
+
+
+@pytest.fixture
+def seeded_check_grads():
+    """Seed numpy's global generator, from which ``check_grads`` draws its
+    directions (restored afterwards), and restore refold's forward-mode
+    linalg rules, which importing an anchor (paragami) replaces."""
+    from refold.patterns import autograd_rules
+    autograd_rules.register()
+    state = numpy.random.get_state()
+    numpy.random.seed(0)
+    yield
+    numpy.random.set_state(state)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as onp
 from autograd.tracer import getval
@@ -124,6 +124,25 @@ def check_optional_bool(value: Any, name: str):
     return check_free_flag(value, name)
 
 
+def check_callable(fun: Any, name: str) -> Callable:
+    """Validate an argument that must be callable."""
+    if not callable(fun):
+        raise TypeError("{}: expected a callable, got {!r}".format(name, fun))
+    return fun
+
+
+def check_count(n: Any, name: str) -> int:
+    """Validate a non-negative integer count (``0`` turns a feature off)."""
+    if isinstance(n, (bool, onp.bool_)) or \
+            not isinstance(n, (numbers.Integral, onp.integer)):
+        raise TypeError("{}: expected a non-negative integer, got "
+                        "{!r}".format(name, n))
+    if n < 0:
+        raise ValueError("{}: expected a non-negative integer (0 turns it "
+                         "off), got {}".format(name, int(n)))
+    return int(n)
+
+
 def check_shape(shape: Any, name: str = "shape") -> tuple:
     """Validate an array shape: an int or a tuple of non-negative ints."""
     if isinstance(shape, (numbers.Integral, onp.integer)) and \
@@ -199,6 +218,20 @@ def first_index(mask: onp.ndarray) -> tuple:
     """The index (as a tuple) of the first True entry of ``mask``."""
     flat = int(onp.argmax(mask.reshape(-1)))
     return tuple(int(i) for i in onp.unravel_index(flat, mask.shape))
+
+
+def first_nonfinite(raw: onp.ndarray):
+    """The index (a tuple) of the first NaN or infinite entry, or ``None``."""
+    finite = onp.isfinite(raw)
+    if finite.all():
+        return None
+    return first_index(~finite)
+
+
+def element_path(path: tuple, index: Sequence) -> tuple:
+    """The path of one element of a stack, ``index`` its batch index (the
+    path itself when the stack has no batch dimensions)."""
+    return path + (tuple(index),) if len(index) else path
 
 
 def resolve_rng(rng: Any) -> onp.random.Generator:

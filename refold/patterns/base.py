@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from typing import Any, Optional
+from typing import Optional
 
 import autograd
 import autograd.numpy as np
@@ -30,7 +30,8 @@ import scipy.sparse as osp
 from autograd.tracer import getval
 
 from refold.patterns._checks import (
-    ROOT_NAME, as_flat_vector, check_optional_bool, format_path, path_error, resolve_rng)
+    ROOT_NAME, as_flat_vector, check_optional_bool, format_path, path_error,
+    resolve_rng)
 
 __all__ = ["Pattern", "BatchedPattern"]
 
@@ -476,15 +477,21 @@ def _reraise_with_path(err, path):
     raise type(err)("{}: {}".format(format_path(path), message)) from err
 
 
+def _call_with_path(path, method, value, free, validate):
+    """A custom pattern's ``fold`` or ``flatten`` of one value, its errors
+    prefixed with ``path``."""
+    try:
+        return method(value, free=free, validate_value=validate)
+    except (ValueError, TypeError) as err:
+        _reraise_with_path(err, path)
+
+
 def fold_any(pattern, flat, batch_shape, free, validate, path):
     """``_fold_b`` for any pattern (custom ones element by element)."""
     if is_batched(pattern):
         return pattern._fold_b(flat, batch_shape, free, validate, path)
     if batch_shape == ():
-        try:
-            return pattern.fold(flat, free=free, validate_value=validate)
-        except (ValueError, TypeError) as err:
-            _reraise_with_path(err, path)
+        return _call_with_path(path, pattern.fold, flat, free, validate)
     n = int(onp.prod(batch_shape))
     rows = np.reshape(flat, (n, -1))
     values = [fold_any(pattern, rows[i], (), free, validate, path + (idx,))
@@ -497,10 +504,7 @@ def flatten_any(pattern, folded, batch_shape, free, validate, path):
     if is_batched(pattern):
         return pattern._flatten_b(folded, batch_shape, free, validate, path)
     if batch_shape == ():
-        try:
-            return pattern.flatten(folded, free=free, validate_value=validate)
-        except (ValueError, TypeError) as err:
-            _reraise_with_path(err, path)
+        return _call_with_path(path, pattern.flatten, folded, free, validate)
     check_stacked_shape(folded, batch_shape, path)
     rows = [flatten_any(pattern, folded[idx], (), free, validate,
                         path + (idx,))

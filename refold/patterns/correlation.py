@@ -60,9 +60,12 @@ import numpy as onp
 import scipy.sparse as osp
 from autograd.tracer import getval
 
+from refold.patterns._array_pattern import ArrayPattern
 from refold.patterns._checks import (
-    as_real_array, check_free_flag, check_size, first_index, path_error)
-from refold.patterns.base import BatchedPattern
+    check_free_flag, check_size, element_path, first_index, first_nonfinite,
+    path_error)
+from refold.patterns._matrix_checks import (
+    asymmetry, eigenvalue_range, transpose, try_cholesky)
 
 __all__ = ["CorrelationMatrixPattern"]
 
@@ -78,7 +81,7 @@ def _eps(dtype) -> float:
     return float(onp.finfo(dtype if dtype.kind == "f" else float).eps)
 
 
-class CorrelationMatrixPattern(BatchedPattern):
+class CorrelationMatrixPattern(ArrayPattern):
     r"""A correlation matrix, freed through canonical partial correlations.
 
     Parameters
@@ -149,10 +152,8 @@ class CorrelationMatrixPattern(BatchedPattern):
         """Shape of the folded matrix, ``(size, size)``."""
         return (self._n, self._n)
 
-    def as_dict(self) -> dict:
-        return {"pattern": self.json_typename(), "size": self._n,
-                "default_validate": self.default_validate,
-                "free_default": self.free_default}
+    def _constructor_args(self) -> dict:
+        return {"size": self._n}
 
     def __str__(self):
         return "CorrelationMatrixPattern {}x{}".format(self._n, self._n)
@@ -172,75 +173,52 @@ class CorrelationMatrixPattern(BatchedPattern):
     def _full_shape(self, batch_shape):
         return tuple(batch_shape) + (self._n, self._n)
 
-    def _validate(self, validate):
-        return self.default_validate if validate is None else validate
-
-    def _empty_b(self, batch_shape, valid):
-        shape = self._full_shape(batch_shape)
-        if not valid:
-            return onp.empty(shape)
-        return onp.broadcast_to(self._eye, shape).copy()
+    def _valid_element(self):
+        return self._eye
 
     def _fold_b(self, flat, batch_shape, free, validate, path):
-        if free:
-            z = np.reshape(flat, tuple(batch_shape) + (self._m,))
+        if not free:
+            return self._fold_flat(flat, batch_shape, validate, path)
+        z = np.reshape(flat, tuple(batch_shape) + (self._m,))
+        if self._validate(validate):
             raw = onp.asarray(getval(z))
-            if self._validate(validate) and not onp.all(onp.isfinite(raw)):
-                idx = first_index(~onp.isfinite(raw))
+            idx = first_nonfinite(raw)
+            if idx is not None:
                 q = idx[-1]
                 raise path_error(
-                    _element(path, idx[:-1]),
+                    element_path(path, idx[:-1]),
                     "the free value of entry ({}, {}) is {}; free values "
                     "must be finite".format(self._lo_r[q], self._lo_c[q],
                                             raw[idx]))
-            return self._correlation_from_free(z)
-        shape = self._full_shape(batch_shape)
-        if isinstance(flat, onp.ndarray):
-            folded = flat.reshape(shape).copy()
-        else:
-            folded = np.reshape(flat, shape)
-        if self._validate(validate):
-            self._check_values(onp.asarray(getval(folded)), path, False)
-        return folded
+        return self._correlation_from_free(z)
 
     def _flatten_b(self, folded, batch_shape, free, validate, path):
         folded, raw = self._check_shape_of(folded, batch_shape, path)
         check = self._validate(validate)
         if not free:
-            if check:
-                self._check_values(raw, path, False)
-            out_shape = tuple(batch_shape) + (self._n * self._n,)
-            if folded is raw:
-                return raw.astype(float, copy=True).reshape(out_shape) \
-                    if raw.dtype.kind != "b" else raw.reshape(out_shape).copy()
-            return np.reshape(folded, out_shape)
+            return self._flatten_flat(folded, raw, batch_shape, check, path)
         if check:
-            chol = self._check_values(raw, path, True)
+            chol = self._check_values(raw, batch_shape, path, True)
         else:
-            chol = _try_cholesky(self._lower_symmetric(_as_float(raw)))
+            chol = try_cholesky(self._lower_symmetric(_as_float(raw)))
             if chol is None:  # diagnose: raises for a non-PD matrix
-                chol = self._check_values(raw, path, True)
+                chol = self._check_values(raw, batch_shape, path, True)
         if folded is not raw:  # traced by autograd: differentiable factor
             chol = _traced_cholesky(self._lower_symmetric(folded), self._n)
         z = self._free_from_cholesky(chol)
         raw_z = onp.asarray(getval(z))
-        if not onp.all(onp.isfinite(raw_z)):
+        idx = first_nonfinite(raw_z)
+        if idx is not None:
             if not check:
-                self._check_values(raw, path, True)
-            idx = first_index(~onp.isfinite(raw_z))
+                self._check_values(raw, batch_shape, path, True)
             q = idx[-1]
             raise path_error(
-                _element(path, idx[:-1]),
+                element_path(path, idx[:-1]),
                 "the partial correlation of entries ({}, {}) is +-1 in "
                 "floating point (the matrix is numerically singular); the "
                 "free parameterisation artanh(c) needs |c| < 1".format(
                     self._lo_r[q], self._lo_c[q]))
         return np.reshape(z, tuple(batch_shape) + (self._m,))
-
-    def _check_b(self, folded, batch_shape, validate, path, strict):
-        folded, raw = self._check_shape_of(folded, batch_shape, path)
-        if self._validate(validate):
-            self._check_values(raw, path, strict)
 
     # The maps -----------------------------------------------------------
 
@@ -248,7 +226,7 @@ class CorrelationMatrixPattern(BatchedPattern):
         """The symmetric unit-diagonal matrix of ``corr``'s strict lower
         triangle (autograd-safe)."""
         lower = corr * self._strict_lower
-        return lower + np.swapaxes(lower, -1, -2) + self._eye
+        return lower + transpose(lower) + self._eye
 
     def _correlation_from_free(self, z):
         n = self._n
@@ -262,7 +240,7 @@ class CorrelationMatrixPattern(BatchedPattern):
                 [onp.zeros(batch + (n, 1)),
                  np.cumsum(log_sech[..., :-1], axis=-1)], axis=-1)
         chol = (np.tanh(zmat) + self._eye) * np.exp(log_w)
-        prod = np.matmul(chol, np.swapaxes(chol, -1, -2))
+        prod = np.matmul(chol, transpose(chol))
         return self._lower_symmetric(prod)
 
     def _tails(self, chol):
@@ -362,20 +340,13 @@ class CorrelationMatrixPattern(BatchedPattern):
 
     # Validation ---------------------------------------------------------
 
-    def _check_shape_of(self, folded, batch_shape, path):
-        folded, raw = as_real_array(folded, path)
-        expected = self._full_shape(batch_shape)
-        if raw.shape != expected:
-            what = "a {} stack of ".format(tuple(batch_shape)) \
-                if batch_shape else "one "
-            raise path_error(
-                path, "expected an array of shape {} ({}{}x{} correlation "
-                "matri{}), got shape {}".format(
-                    expected, what, self._n, self._n,
-                    "ces" if batch_shape else "x", raw.shape))
-        return folded, raw
+    def _shape_note(self, batch_shape):
+        what = "a {} stack of ".format(tuple(batch_shape)) \
+            if batch_shape else "one "
+        return " ({}{}x{} correlation matri{})".format(
+            what, self._n, self._n, "ces" if batch_shape else "x")
 
-    def _check_values(self, raw, path, strict):
+    def _check_values(self, raw, batch_shape, path, strict):
         """Raise for an invalid stack of matrices; return its Cholesky
         factor (``None`` for a singular matrix accepted when not strict)."""
         n = self._n
@@ -383,22 +354,21 @@ class CorrelationMatrixPattern(BatchedPattern):
         if values.size == 0:
             return onp.zeros(values.shape)
         tol = TOLERANCE_ULPS * n * _eps(values.dtype)
-        finite = onp.isfinite(values)
-        if not finite.all():
-            idx = first_index(~finite)
+        idx = first_nonfinite(values)
+        if idx is not None:
             raise path_error(
-                _element(path, idx[:-2]), "entry ({}, {}) is {}; a "
+                element_path(path, idx[:-2]), "entry ({}, {}) is {}; a "
                 "correlation matrix must be finite".format(
                     idx[-2], idx[-1], values[idx]))
         transposed = onp.swapaxes(values, -1, -2)
         scale = onp.maximum(1.0, onp.maximum(onp.abs(values),
                                              onp.abs(transposed)))
-        asym = onp.abs(values - transposed) > tol * scale
+        asym = asymmetry(values) > tol * scale
         if asym.any():
             idx = first_index(asym)
             i, j = idx[-2], idx[-1]
             raise path_error(
-                _element(path, idx[:-2]), "entry ({}, {}) is {!r} but entry "
+                element_path(path, idx[:-2]), "entry ({}, {}) is {!r} but entry "
                 "({}, {}) is {!r}; a correlation matrix must be symmetric "
                 "(tolerance {:.2g})".format(i, j, float(values[idx]), j, i,
                                             float(transposed[idx]), tol))
@@ -408,18 +378,18 @@ class CorrelationMatrixPattern(BatchedPattern):
             element = first_index(bad_diag)
             worst = int(onp.argmax(deviation[element]))
             raise path_error(
-                _element(path, element), "diagonal entry ({0}, {0}) is {1!r} "
+                element_path(path, element), "diagonal entry ({0}, {0}) is {1!r} "
                 "(the worst of the diagonal); a correlation matrix has a unit "
                 "diagonal (tolerance {2:.2g})".format(
                     worst, float(values[element + (worst, worst)]), tol))
         symmetric = self._lower_symmetric(values)
-        chol = _try_cholesky(symmetric)
+        chol = try_cholesky(symmetric)
         if chol is not None:
             return chol
-        eig = onp.linalg.eigvalsh(symmetric)
-        smallest, largest = eig[..., 0], eig[..., -1]
+        smallest, largest = eigenvalue_range(symmetric)
         psd_tol = tol * onp.maximum(1.0, largest)
-        indefinite = smallest < -psd_tol
+        # (NaN, when the eigenvalues cannot be computed, counts as failed.)
+        indefinite = ~(smallest >= -psd_tol)
         if not strict and not indefinite.any():
             return None  # singular but semidefinite: on the boundary
         bad = indefinite if indefinite.any() else smallest <= psd_tol
@@ -435,27 +405,12 @@ class CorrelationMatrixPattern(BatchedPattern):
                 "parameterisation needs a positive definite matrix, since " \
                 "a partial correlation of +-1 has no free value".format(
                     smallest[element])
-        raise path_error(_element(path, element),
+        raise path_error(element_path(path, element),
                          "the correlation matrix " + problem)
-
-
-def _element(path, idx):
-    """The path of one matrix of a stack (``idx`` its batch index)."""
-    return path + (tuple(idx),) if len(idx) else path
 
 
 def _as_float(raw):
     return raw.astype(float) if raw.dtype.kind in "biu" else raw
-
-
-def _try_cholesky(matrix):
-    """Batched Cholesky factor, or ``None`` if any matrix is not PD."""
-    try:
-        with onp.errstate(invalid="ignore"):
-            chol = onp.linalg.cholesky(matrix)
-    except onp.linalg.LinAlgError:
-        return None
-    return chol if onp.all(onp.isfinite(chol)) else None
 
 
 def _traced_cholesky(matrix, n):

@@ -58,6 +58,8 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as onp
 
+from refold.patterns._checks import check_callable, check_free_flag
+
 __all__ = ["TransformFunctionInput", "TransformFunctionOutput",
            "FlattenFunctionInput", "FoldFunctionInput",
            "FlattenFunctionOutput", "FoldFunctionOutput",
@@ -85,12 +87,6 @@ def _as_list(value: Any) -> list:
                              "an array of shape {}".format(value.shape))
         return list(value.reshape(-1))
     return [value]
-
-
-def _check_fun(fun: Any, name: str = "original_fun") -> Callable:
-    if not callable(fun):
-        raise TypeError("{}: expected a callable, got {!r}".format(name, fun))
-    return fun
 
 
 def _check_patterns(patterns: Any, name: str) -> tuple:
@@ -174,12 +170,6 @@ def _check_nums(nums: Any, patterns: tuple, name: str,
     return tuple(out)
 
 
-def _check_bool(value: Any, name: str) -> bool:
-    if isinstance(value, (bool, onp.bool_)):
-        return bool(value)
-    raise TypeError("{}: expected True or False, got {!r}".format(name, value))
-
-
 def _positional_name(fun: Any, position: int) -> Optional[str]:
     """The name of ``fun``'s parameter at ``position``, if it has one."""
     try:
@@ -213,7 +203,61 @@ def _convert(pattern, value, free, to_flat: bool, context: str):
 # ----------------------------------------------------------------------
 # The general wrappers.
 
-class TransformFunctionInput:
+class _Transform:
+    """What the input and output transforms share: the checked constructor
+    arguments, their accessors and the repr.
+
+    ``_names`` are the names of the ``patterns``, ``free`` and positions
+    arguments used in messages (the input-and-output wrappers prefix them).
+    """
+
+    _names = ("patterns", "free", "nums")
+
+    def __init__(self, original_fun: Callable, patterns, free: BoolOrBools,
+                 original_is_flat: bool, nums: IntOrInts):
+        self._fun = check_callable(original_fun, "original_fun")
+        pname, fname, nname = self._names
+        self._patterns = _check_patterns(patterns, pname)
+        self.free = _check_free(free, self._patterns, fname, pname)
+        self._nums = _check_nums(nums, self._patterns, nname, pname)
+        self._original_is_flat = check_free_flag(original_is_flat,
+                                                 "original_is_flat")
+        self._max_num = max(self._nums)
+        # Lets inspect.signature (and the check of keyword arguments) see
+        # the original's parameter names through any number of wrappers.
+        self.__wrapped__ = original_fun
+
+    @property
+    def original_fun(self) -> Callable:
+        """The wrapped function."""
+        return self._fun
+
+    @property
+    def patterns(self) -> tuple:
+        """The patterns of the converted values, one per position."""
+        return self._patterns
+
+    @property
+    def original_is_flat(self) -> bool:
+        """Whether ``original_fun`` takes (returns) flat vectors."""
+        return self._original_is_flat
+
+    def _fields(self) -> list:
+        pname, fname, nname = self._names
+        return [("original_fun", _fun_name(self._fun)),
+                (pname, repr(list(self._patterns))),
+                (fname, repr(list(self.free))),
+                (nname, repr(list(self._nums)))]
+
+    def __repr__(self):
+        fields = self._fields()
+        if type(self) in (TransformFunctionInput, TransformFunctionOutput):
+            fields.append(("original_is_flat", repr(self._original_is_flat)))
+        return "{}({})".format(type(self).__name__, ", ".join(
+            "{}={}".format(k, v) for k, v in fields))
+
+
+class TransformFunctionInput(_Transform):
     r"""Convert some arguments of a function between folded and flat form.
 
     Parameters
@@ -254,42 +298,18 @@ class TransformFunctionInput:
 
     def __init__(self, original_fun: Callable, patterns, free: BoolOrBools,
                  original_is_flat: bool, argnums: IntOrInts = None):
-        self._fun = _check_fun(original_fun)
-        pname, fname, nname = self._names
-        self._patterns = _check_patterns(patterns, pname)
-        self.free = _check_free(free, self._patterns, fname, pname)
-        self._argnums = _check_nums(argnums, self._patterns, nname, pname)
-        self._original_is_flat = _check_bool(original_is_flat,
-                                             "original_is_flat")
+        super().__init__(original_fun, patterns, free, original_is_flat,
+                         argnums)
         # Converted in increasing position, so that a missing argument is
         # reported at the first position that is missing.
-        order = onp.argsort(self._argnums, kind="stable")
-        self._plan = tuple((self._argnums[i], self._patterns[i], self.free[i],
+        order = onp.argsort(self._nums, kind="stable")
+        self._plan = tuple((self._nums[i], self._patterns[i], self.free[i],
                             int(i)) for i in order)
-        self._max_argnum = max(self._argnums)
-        # Lets inspect.signature (and the check below) see the original's
-        # parameter names through any number of wrappers.
-        self.__wrapped__ = original_fun
-
-    @property
-    def original_fun(self) -> Callable:
-        """The wrapped function."""
-        return self._fun
-
-    @property
-    def patterns(self) -> tuple:
-        """The patterns of the converted arguments, in ``argnums`` order."""
-        return self._patterns
 
     @property
     def argnums(self) -> tuple:
         """Positions of the converted arguments."""
-        return self._argnums
-
-    @property
-    def original_is_flat(self) -> bool:
-        """Whether ``original_fun`` takes flat vectors."""
-        return self._original_is_flat
+        return self._nums
 
     def _missing(self, args: tuple, kwargs: dict, nname: str):
         for num, _, _, i in self._plan:
@@ -308,7 +328,7 @@ class TransformFunctionInput:
                             len(args)))
 
     def __call__(self, *args, **kwargs):
-        if self._max_argnum >= len(args):
+        if self._max_num >= len(args):
             self._missing(args, kwargs, self._names[2])
         new_args = list(args)
         to_flat = self._original_is_flat
@@ -319,22 +339,8 @@ class TransformFunctionInput:
                 "argument {} ({}[{}])".format(num, nname, i))
         return self._fun(*new_args, **kwargs)
 
-    def _fields(self) -> list:
-        pname, fname, nname = self._names
-        return [("original_fun", _fun_name(self._fun)),
-                (pname, repr(list(self._patterns))),
-                (fname, repr(list(self.free))),
-                (nname, repr(list(self._argnums)))]
 
-    def __repr__(self):
-        fields = self._fields()
-        if type(self) is TransformFunctionInput:
-            fields.append(("original_is_flat", repr(self._original_is_flat)))
-        return "{}({})".format(type(self).__name__, ", ".join(
-            "{}={}".format(k, v) for k, v in fields))
-
-
-class TransformFunctionOutput:
+class TransformFunctionOutput(_Transform):
     r"""Convert some return values of a function between folded and flat form.
 
     Parameters
@@ -365,56 +371,34 @@ class TransformFunctionOutput:
 
     def __init__(self, original_fun: Callable, patterns, free: BoolOrBools,
                  original_is_flat: bool, retnums: IntOrInts = None):
-        self._fun = _check_fun(original_fun)
-        pname, fname, nname = self._names
-        self._patterns = _check_patterns(patterns, pname)
-        self.free = _check_free(free, self._patterns, fname, pname)
-        self._retnums = _check_nums(retnums, self._patterns, nname, pname)
-        self._original_is_flat = _check_bool(original_is_flat,
-                                             "original_is_flat")
-        self._plan = tuple(zip(self._retnums, self._patterns, self.free,
+        super().__init__(original_fun, patterns, free, original_is_flat,
+                         retnums)
+        self._plan = tuple(zip(self._nums, self._patterns, self.free,
                                range(len(self._patterns))))
-        self._max_retnum = max(self._retnums)
-        self.__wrapped__ = original_fun
-
-    @property
-    def original_fun(self) -> Callable:
-        """The wrapped function."""
-        return self._fun
-
-    @property
-    def patterns(self) -> tuple:
-        """The patterns of the converted return values."""
-        return self._patterns
 
     @property
     def retnums(self) -> tuple:
         """Positions of the converted return values."""
-        return self._retnums
-
-    @property
-    def original_is_flat(self) -> bool:
-        """Whether ``original_fun`` returns flat vectors."""
-        return self._original_is_flat
+        return self._nums
 
     def __call__(self, *args, **kwargs):
         rets = self._fun(*args, **kwargs)
         to_flat = not self._original_is_flat
         nname = self._names[2]
         if not isinstance(rets, tuple):
-            if self._retnums != (0,):
+            if self._nums != (0,):
                 raise ValueError(
                     "{}: {} returned a single value (not a tuple), which "
                     "only {}=0 can convert; got {}={}".format(
                         nname, _fun_name(self._fun), nname, nname,
-                        list(self._retnums)))
+                        list(self._nums)))
             _, pattern, free, _ = self._plan[0]
             return _convert(pattern, rets, free, to_flat,
                             "the return value ({}[0])".format(nname))
-        if self._max_retnum >= len(rets):
+        if self._max_num >= len(rets):
             raise ValueError(
                 "{}: {} asks for return value {}, but {} returned {} "
-                "value{}".format(nname, list(self._retnums), self._max_retnum,
+                "value{}".format(nname, list(self._nums), self._max_num,
                                  _fun_name(self._fun), len(rets),
                                  "" if len(rets) == 1 else "s"))
         new_rets = list(rets)
@@ -423,20 +407,6 @@ class TransformFunctionOutput:
                 pattern, rets[num], free, to_flat,
                 "return value {} ({}[{}])".format(num, nname, i))
         return tuple(new_rets)
-
-    def _fields(self) -> list:
-        pname, fname, nname = self._names
-        return [("original_fun", _fun_name(self._fun)),
-                (pname, repr(list(self._patterns))),
-                (fname, repr(list(self.free))),
-                (nname, repr(list(self._retnums)))]
-
-    def __repr__(self):
-        fields = self._fields()
-        if type(self) is TransformFunctionOutput:
-            fields.append(("original_is_flat", repr(self._original_is_flat)))
-        return "{}({})".format(type(self).__name__, ", ".join(
-            "{}={}".format(k, v) for k, v in fields))
 
 
 # ----------------------------------------------------------------------
@@ -502,20 +472,28 @@ class FoldFunctionOutput(TransformFunctionOutput):
                          original_is_flat=True, retnums=retnums)
 
 
-class _InputOutputMixin:
-    """Output conversion inside, input conversion outside."""
+class _InputPart(TransformFunctionInput):
+    _names = ("input_patterns", "input_free", "input_argnums")
 
-    _output_class = None
-    _input_class = None
+
+class _OutputPart(TransformFunctionOutput):
+    _names = ("output_patterns", "output_free", "output_retnums")
+
+
+class _InputOutputMixin:
+    """Output conversion inside, input conversion outside; both in the
+    direction ``_original_is_flat`` of the subclass."""
+
+    _original_is_flat = None
 
     def __init__(self, original_fun: Callable, input_patterns,
                  input_free: BoolOrBools, input_argnums: IntOrInts,
                  output_patterns, output_free: BoolOrBools,
                  output_retnums: IntOrInts = None):
-        self._output = self._output_class(
-            original_fun, output_patterns, output_free, output_retnums)
-        self._input = self._input_class(
-            self._output, input_patterns, input_free, input_argnums)
+        self._output = _OutputPart(original_fun, output_patterns, output_free,
+                                   self._original_is_flat, output_retnums)
+        self._input = _InputPart(self._output, input_patterns, input_free,
+                                 self._original_is_flat, input_argnums)
         self.__wrapped__ = original_fun
 
     @property
@@ -531,34 +509,6 @@ class _InputOutputMixin:
                   self._input._fields()[1:] + self._output._fields()[1:])
         return "{}({})".format(type(self).__name__, ", ".join(
             "{}={}".format(k, v) for k, v in fields))
-
-
-class _InputPart(TransformFunctionInput):
-    _names = ("input_patterns", "input_free", "input_argnums")
-
-
-class _OutputPart(TransformFunctionOutput):
-    _names = ("output_patterns", "output_free", "output_retnums")
-
-
-class _FlattenInputPart(_InputPart):
-    def __init__(self, fun, patterns, free, argnums):
-        super().__init__(fun, patterns, free, False, argnums)
-
-
-class _FoldInputPart(_InputPart):
-    def __init__(self, fun, patterns, free, argnums):
-        super().__init__(fun, patterns, free, True, argnums)
-
-
-class _FlattenOutputPart(_OutputPart):
-    def __init__(self, fun, patterns, free, retnums):
-        super().__init__(fun, patterns, free, False, retnums)
-
-
-class _FoldOutputPart(_OutputPart):
-    def __init__(self, fun, patterns, free, retnums):
-        super().__init__(fun, patterns, free, True, retnums)
 
 
 class FlattenFunctionInputAndOutput(_InputOutputMixin):
@@ -578,8 +528,7 @@ class FlattenFunctionInputAndOutput(_InputOutputMixin):
         :class:`FlattenFunctionOutput`.
     """
 
-    _output_class = _FlattenOutputPart
-    _input_class = _FlattenInputPart
+    _original_is_flat = False
 
 
 class FoldFunctionInputAndOutput(_InputOutputMixin):
@@ -589,5 +538,4 @@ class FoldFunctionInputAndOutput(_InputOutputMixin):
     Parameters are as for :class:`FlattenFunctionInputAndOutput`.
     """
 
-    _output_class = _FoldOutputPart
-    _input_class = _FoldInputPart
+    _original_is_flat = True

@@ -43,6 +43,9 @@ from typing import Any, Optional, Tuple
 
 import numpy as onp
 
+from refold.patterns._paragami_json import ADAPTERS as _PARAGAMI_ADAPTERS
+from refold.patterns._paragami_json import \
+    PARAGAMI_ALIASES as _PARAGAMI_ALIASES
 from refold.patterns.base import Pattern
 
 __all__ = ["pattern_to_json", "pattern_from_json", "register_pattern_json",
@@ -57,24 +60,9 @@ _JSON_KEY = "pattern_json"
 # refold modules whose patterns are registered on first use.
 _BUILTIN_MODULES = ("numeric", "psd", "simplex", "correlation", "containers")
 
-# paragami 0.42's type names and the refold names they load as.
-_PARAGAMI_ALIASES = {
-    "paragami.numeric_array_patterns.NumericArrayPattern":
-        "refold.NumericArrayPattern",
-    "paragami.numeric_array_patterns.NumericVectorPattern":
-        "refold.NumericVectorPattern",
-    "paragami.numeric_array_patterns.NumericScalarPattern":
-        "refold.NumericScalarPattern",
-    "paragami.psdmatrix_patterns.PSDSymmetricMatrixPattern":
-        "refold.PSDSymmetricMatrixPattern",
-    "paragami.simplex_patterns.SimplexArrayPattern":
-        "refold.SimplexArrayPattern",
-    "paragami.pattern_containers.PatternDict": "refold.PatternDict",
-    "paragami.pattern_containers.PatternArray": "refold.PatternArray",
-}
-
 # name -> (class, adapter). An adapter (or None) turns a decoded spec written
-# in an alias's format into the refold class's ``as_dict`` format.
+# in an alias's format into the refold class's ``as_dict`` format (see
+# refold.patterns._paragami_json).
 _user_registry: dict = {}
 _builtins: Optional[dict] = None
 _lock = threading.Lock()
@@ -101,11 +89,9 @@ def _builtin_registry() -> dict:
                         and obj.__module__ == name
                         and obj.__dict__.get("_json_name")):
                     table[obj.json_typename()] = (obj, None)
-        adapters = {"refold.PatternDict": _adapt_paragami_dict,
-                    "refold.PatternArray": _adapt_paragami_array}
         for old, new in _PARAGAMI_ALIASES.items():
             if new in table:
-                table[old] = (table[new][0], adapters.get(new))
+                table[old] = (table[new][0], _PARAGAMI_ADAPTERS.get(new))
         _builtins = table
         return table
 
@@ -346,7 +332,7 @@ def _build(obj: Any, where: str, cls: Optional[type]) -> Pattern:
     spec = {key: _decode(value, "{}[{!r}]".format(where, key))
             for key, value in obj.items() if key != "pattern"}
     if adapter is not None:
-        spec = adapter(spec, where)
+        spec = adapter(spec, where, _read_text)
     try:
         return target._from_dict(spec)
     except Exception as err:  # the constructor rejected the entries
@@ -394,30 +380,9 @@ def _json_kind(obj: Any) -> str:
         type(obj).__name__
 
 
-def _nested_text(value: Any, where: str):
-    """paragami writes nested patterns as JSON strings; read them."""
-    if isinstance(value, str):
-        return _build(_parse_text(value, where), where, None)
-    return value
-
-
-def _adapt_paragami_dict(spec: dict, where: str) -> dict:
-    contents = spec.get("contents")
-    if isinstance(contents, dict):
-        spec["contents"] = {
-            key: _nested_text(value, "{}['contents'][{!r}]".format(where, key))
-            for key, value in contents.items()}
-    spec.setdefault("free_default", None)
-    return spec
-
-
-def _adapt_paragami_array(spec: dict, where: str) -> dict:
-    spec.pop("shape", None)  # derived from array_shape and the base
-    if "base_pattern" in spec:
-        spec["base_pattern"] = _nested_text(
-            spec["base_pattern"], "{}['base_pattern']".format(where))
-    spec.setdefault("free_default", None)
-    return spec
+def _read_text(text: str, where: str) -> Pattern:
+    """The pattern (of any registered type) that JSON ``text`` describes."""
+    return _build(_parse_text(text, where), where, None)
 
 
 def pattern_from_json(json_string: str, cls: Optional[type] = None) -> Pattern:
@@ -465,6 +430,7 @@ def get_pattern_from_json(pattern_json: str) -> Pattern:
     Returns
     -------
     Pattern
+        The pattern, of whichever registered type the JSON names.
 
     Raises
     ------

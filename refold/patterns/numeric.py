@@ -26,10 +26,10 @@ import autograd.numpy as np
 import numpy as onp
 from autograd.tracer import getval
 
+from refold.patterns._array_pattern import ArrayPattern
 from refold.patterns._checks import (
-    as_real_array, check_free_flag, surely_finite, check_real_scalar, check_shape,
-    first_index, path_error)
-from refold.patterns.base import BatchedPattern
+    check_free_flag, check_real_scalar, check_shape, check_size,
+    element_path, first_index, first_nonfinite, path_error, surely_finite)
 
 __all__ = ["NumericArrayPattern", "NumericVectorPattern",
            "NumericScalarPattern"]
@@ -38,7 +38,7 @@ _LOG2 = onp.log(2.0)
 _BLOCK = 1 << 14  # elements per block of the in-place free map
 
 
-class NumericArrayPattern(BatchedPattern):
+class NumericArrayPattern(ArrayPattern):
     r"""An array of real numbers, each in ``[lb, ub]``.
 
     Parameters
@@ -105,11 +105,8 @@ class NumericArrayPattern(BatchedPattern):
         """``(lb, ub)``."""
         return self._lb, self._ub
 
-    def as_dict(self) -> dict:
-        return {"pattern": self.json_typename(), "shape": self._shape,
-                "lb": self._lb, "ub": self._ub,
-                "default_validate": self.default_validate,
-                "free_default": self.free_default}
+    def _constructor_args(self) -> dict:
+        return {"shape": self._shape, "lb": self._lb, "ub": self._ub}
 
     def __str__(self):
         return "NumericArrayPattern {} (lb={}, ub={})".format(
@@ -125,63 +122,42 @@ class NumericArrayPattern(BatchedPattern):
     def _full_shape(self, batch_shape):
         return tuple(batch_shape) + self._shape
 
-    def _empty_b(self, batch_shape, valid):
-        shape = self._full_shape(batch_shape)
-        if not valid:
-            return onp.empty(shape)
+    def _valid_element(self):
         if self._has_lb and self._has_ub:
-            value = self._lb + self._width * (2.0 if self._half else 1.0) / 2
-        elif self._has_lb:
-            value = self._lb + 1.0
-        elif self._has_ub:
-            value = self._ub - 1.0
-        else:
-            value = 0.0
-        return onp.full(shape, value)
-
-    def _validate(self, validate):
-        return self.default_validate if validate is None else validate
+            return self._lb + self._width * (2.0 if self._half else 1.0) / 2
+        if self._has_lb:
+            return self._lb + 1.0
+        if self._has_ub:
+            return self._ub - 1.0
+        return 0.0
 
     def _fold_b(self, flat, batch_shape, free, validate, path):
+        if not free:
+            return self._fold_flat(flat, batch_shape, validate, path)
+        if self.default_validate if validate is None else validate:
+            raw = flat if type(flat) is onp.ndarray else getval(flat)
+            if not surely_finite(raw):
+                idx = first_nonfinite(raw)
+                if idx is not None:
+                    raise path_error(
+                        path, "the free flat value is {} at free "
+                        "coordinate {}; free values must be "
+                        "finite".format(raw[idx], idx[-1]))
+        folded = self._constrain(flat)
         shape = self._full_shape(batch_shape) if batch_shape else self._shape
-        if free:
-            if self.default_validate if validate is None else validate:
-                raw = flat if type(flat) is onp.ndarray else getval(flat)
-                if not surely_finite(raw):
-                    bad = ~onp.isfinite(raw)
-                    if bad.any():
-                        idx = first_index(bad)
-                        raise path_error(
-                            path, "the free flat value is {} at free "
-                            "coordinate {}; free values must be "
-                            "finite".format(raw[idx], idx[-1]))
-            folded = self._constrain(flat)
-            if type(folded) is onp.ndarray:
-                return folded.reshape(shape)
-            return np.reshape(folded, shape)
-        if isinstance(flat, onp.ndarray):
-            folded = flat.reshape(shape).copy()
-        else:
-            folded = np.reshape(flat, shape)
-        if self._validate(validate):
-            self._check_values(getval(folded), path, strict=False)
-        return folded
+        if type(folded) is onp.ndarray:
+            return folded.reshape(shape)
+        return np.reshape(folded, shape)
 
     def _flatten_b(self, folded, batch_shape, free, validate, path):
         folded, raw = self._check_shape_of(folded, batch_shape, path)
-        length = (self._size,)
-        out_shape = tuple(batch_shape) + length
         check = self._validate(validate)
         if not free:
-            if check:
-                self._check_values(raw, path, strict=False)
-            if folded is raw:
-                return raw.astype(float, copy=True).reshape(out_shape) \
-                    if raw.dtype.kind != "b" else raw.reshape(out_shape).copy()
-            return np.reshape(folded, out_shape)
+            return self._flatten_flat(folded, raw, batch_shape, check, path)
+        out_shape = tuple(batch_shape) + (self._size,)
         if not (self._has_lb or self._has_ub):
             if check:
-                self._check_values(raw, path, strict=True)
+                self._check_values(raw, batch_shape, path, True)
             return np.reshape(folded, out_shape) * 1.0
         with onp.errstate(invalid="ignore", divide="ignore", over="ignore"):
             free_val = self._unconstrain_fast(folded)
@@ -189,16 +165,11 @@ class NumericArrayPattern(BatchedPattern):
         if not onp.isfinite(raw_free).all():
             # Either invalid (diagnosed with a message) or an overflow in
             # the fast formula, recomputed the careful way.
-            self._check_values(raw, path, strict=True)
+            self._check_values(raw, batch_shape, path, True)
             free_val = self._unconstrain_careful(folded)
         if type(free_val) is onp.ndarray:
             return free_val.reshape(out_shape)
         return np.reshape(free_val, out_shape)
-
-    def _check_b(self, folded, batch_shape, validate, path, strict):
-        folded, raw = self._check_shape_of(folded, batch_shape, path)
-        if self._validate(validate):
-            self._check_values(raw, path, strict)
 
     # Jacobians ----------------------------------------------------------
 
@@ -244,20 +215,13 @@ class NumericArrayPattern(BatchedPattern):
 
     # Internals ----------------------------------------------------------
 
-    def _check_shape_of(self, folded, batch_shape, path):
-        folded, raw = as_real_array(folded, path)
-        expected = self._full_shape(batch_shape)
-        if raw.shape != expected:
-            if raw.ndim == 0 and expected == (1,):
-                # paragami accepts a bare scalar for a scalar pattern.
-                folded, raw = np.reshape(folded, (1,)), raw.reshape(1)
-            else:
-                raise path_error(
-                    path, "expected an array of shape {}, got shape {}".format(
-                        expected, raw.shape))
-        return folded, raw
+    def _shape_mismatch(self, folded, raw, batch_shape, path):
+        if raw.ndim == 0 and self._full_shape(batch_shape) == (1,):
+            # paragami accepts a bare scalar for a scalar pattern.
+            return np.reshape(folded, (1,)), raw.reshape(1)
+        return super()._shape_mismatch(folded, raw, batch_shape, path)
 
-    def _check_values(self, raw, path, strict):
+    def _check_values(self, raw, batch_shape, path, strict):
         """Raise for NaN/inf or out-of-bound entries of a raw array."""
         if raw.size == 0:
             return
@@ -276,7 +240,7 @@ class NumericArrayPattern(BatchedPattern):
             return
         idx = first_index(~ok)
         value = raw[idx]
-        where = path + (idx,) if idx else path
+        where = element_path(path, idx)
         if not onp.isfinite(value):
             raise path_error(where, "expected a finite number, got {}".format(
                 value))
@@ -406,7 +370,6 @@ class NumericVectorPattern(NumericArrayPattern):
     def __init__(self, length: int, lb: float = -float("inf"),
                  ub: float = float("inf"), default_validate: bool = True,
                  free_default: Optional[bool] = None):
-        from refold.patterns._checks import check_size
         super().__init__((check_size(length, "length", 0),), lb=lb, ub=ub,
                          default_validate=default_validate,
                          free_default=free_default)
@@ -415,11 +378,8 @@ class NumericVectorPattern(NumericArrayPattern):
         """Length of the vector."""
         return self._shape[0]
 
-    def as_dict(self) -> dict:
-        return {"pattern": self.json_typename(), "length": self._shape[0],
-                "lb": self._lb, "ub": self._ub,
-                "default_validate": self.default_validate,
-                "free_default": self.free_default}
+    def _constructor_args(self) -> dict:
+        return {"length": self._shape[0], "lb": self._lb, "ub": self._ub}
 
 
 class NumericScalarPattern(NumericArrayPattern):
@@ -436,7 +396,5 @@ class NumericScalarPattern(NumericArrayPattern):
         super().__init__((1,), lb=lb, ub=ub, default_validate=default_validate,
                          free_default=free_default)
 
-    def as_dict(self) -> dict:
-        return {"pattern": self.json_typename(), "lb": self._lb,
-                "ub": self._ub, "default_validate": self.default_validate,
-                "free_default": self.free_default}
+    def _constructor_args(self) -> dict:
+        return {"lb": self._lb, "ub": self._ub}

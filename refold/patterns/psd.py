@@ -25,181 +25,33 @@ Numerical care:
 """
 from __future__ import annotations
 
-import functools
 import itertools
 from typing import Optional
 
 import autograd.numpy as np
 import numpy as onp
 import scipy.sparse as osp
-from autograd.extend import defjvp, defvjp, primitive
 from autograd.tracer import getval
 
 import refold.patterns.autograd_rules  # noqa: F401  (jvp of cholesky)
+from refold.patterns._array_pattern import ArrayPattern
 from refold.patterns._checks import (
-    as_real_array, check_free_flag, check_real_scalar, check_size,
-    first_index, path_error)
-from refold.patterns.base import BatchedPattern
+    check_free_flag, check_real_scalar, check_size, element_path,
+    first_index, first_nonfinite, path_error)
+from refold.patterns._matrix_checks import (
+    asymmetry, first_not_positive_definite, transpose as _t)
+from refold.patterns._psd_layout import (
+    _Layout, _layout, _pack_tril, _unpack_tril)
 
 __all__ = ["PSDSymmetricMatrixPattern"]
 
 # Cody-Waite split of log(2): k * _LN2_HI is exact for |k| < 2**11.
 _LN2_HI = 6.93147180369123816490e-01
 _LN2_LO = 1.90821492927058770002e-10
-_LOG_MAX = float(onp.log(onp.finfo(float).max))
 # Row exponents stay where both 2**k and 2**-k are finite and nonzero.
 _K_MIN, _K_MAX = -1000, 1023
 # Relative tolerance for symmetry, in units of eps * size * max|A|.
 _SYMMETRY_ULPS = 64
-
-
-# ----------------------------------------------------------------------
-# Static index layout of one n x n matrix (shared by all patterns of size n).
-
-class _Layout:
-    """Indices of the lower triangle, in paragami's row-by-row order."""
-
-    def __init__(self, n):
-        self.n = n
-        self.rows, self.cols = onp.tril_indices(n)
-        self.pos = self.rows * n + self.cols          # flat position in n*n
-        strict = self.rows > self.cols
-        self.pos_lower = self.pos[strict]             # A[i, j], i > j
-        self.pos_upper = self.cols[strict] * n + self.rows[strict]
-        self.m = self.rows.size
-        self.eye = onp.eye(n)
-        self.offmask = onp.tril(onp.ones((n, n)), -1)
-        # Weights of log L_ii in log|det d tril(A) / d free|.
-        self.logdet_weights = (n + 1.0) - onp.arange(n)
-        self.fast_limit = 0.5 * (_LOG_MAX - onp.log(n)) - 1.0
-
-    @functools.cached_property
-    def unfreeing(self):
-        r"""COO structure of d flat / d free (exact nonzeros).
-
-        For free coordinate :math:`(p, q)`: :math:`dA = E_{pq} L^\top + L
-        E_{qp}` (times :math:`L_{pp}` on the diagonal), i.e.
-        :math:`\partial A_{pj} = L_{jq}` for :math:`j \ge q` (doubled at
-        :math:`j = p`) and :math:`\partial A_{ip} = L_{iq}` for
-        :math:`i \ge q, i \ne p`.
-        """
-        n = self.n
-        free_index = onp.full((n, n), -1)
-        free_index[self.rows, self.cols] = onp.arange(self.m)
-        p, q, j = (a.ravel() for a in onp.meshgrid(
-            onp.arange(n), onp.arange(n), onp.arange(n), indexing="ij"))
-        keep = (q <= p) & (j >= q)
-        p, q, j = p[keep], q[keep], j[keep]
-        # Term 1: entries (p, j), value L[j, q] (x2 at j == p).
-        rows1, lidx1, mult1 = p * n + j, j * n + q, onp.where(j == p, 2., 1.)
-        # Term 2: entries (j, p) for j != p, value L[j, q].
-        other = j != p
-        rows2, lidx2 = j[other] * n + p[other], j[other] * n + q[other]
-        rows = onp.concatenate([rows1, rows2])
-        cols = free_index[onp.concatenate([p, p[other]]),
-                          onp.concatenate([q, q[other]])]
-        lidx = onp.concatenate([lidx1, lidx2])
-        mult = onp.concatenate([mult1, onp.ones(rows2.size)])
-        pp = onp.concatenate([p, p[other]])
-        qq = onp.concatenate([q, q[other]])
-        # Diagonal free coordinates carry a factor L_pp (index n*n = "1").
-        didx = onp.where(pp == qq, pp * n + pp, n * n)
-        order = onp.lexsort((cols, rows))
-        return _frozen(rows[order], cols[order], lidx[order], mult[order],
-                       didx[order])
-
-    @functools.cached_property
-    def csr(self):
-        """CSR ``(indices, indptr)`` of each Jacobian of one matrix."""
-        return {"freeing": _csr_structure(*self.freeing[:2], self.m),
-                "unfreeing": _csr_structure(*self.unfreeing[:2],
-                                            self.n * self.n)}
-
-    @functools.cached_property
-    def freeing(self):
-        r"""COO structure of d free / d flat (exact nonzeros).
-
-        Free coordinate :math:`(i, j)` (:math:`L_{ij}` depends on row
-        :math:`i` of :math:`A` up to column :math:`j` and on the leading
-        :math:`(j+1) \times (j+1)` block) depends on :math:`A_{ab}` exactly
-        when :math:`\min(a, b) \le j` and :math:`\max(a, b) \in
-        \{i\} \cup [0, j]`.
-        """
-        n = self.n
-        # Row f = (i, j), in column order: for a = 0..j the entries
-        # (a, 0..j) then (a, i) when i > j; then (i, 0..j) when i > j.
-        width = self.cols + 1
-        beyond = (self.rows > self.cols).astype(int)
-        row_len = width + beyond
-        count = width * row_len + width * beyond
-        f = onp.repeat(onp.arange(self.m), count)
-        start = onp.repeat(onp.cumsum(count) - count, count)
-        k = onp.arange(f.size) - start
-        i, w, row_len = self.rows[f], width[f], row_len[f]
-        in_block = k < w * row_len
-        a = onp.where(in_block, k // row_len, i)
-        c = onp.where(in_block, k % row_len, k - w * row_len)
-        b = onp.where(in_block & (c == w), i, c)
-        # Position of the entry (f, b, a) mirroring each entry (f, a, b).
-        swap = start + onp.where(
-            ~in_block, b * row_len + w,                 # (i, b) <- (b, i)
-            onp.where(c == w, w * row_len + a,          # (a, i) <- (i, a)
-                      b * row_len + a))                 # (a, b) <- (b, a)
-        # c[f, l] = [l >= j] / (2 if l == j else 1).
-        l_grid = onp.arange(n)[None, :]
-        coef = (l_grid >= self.cols[:, None]) * onp.where(
-            l_grid == self.cols[:, None], 0.5, 1.0)
-        return _frozen(f, a * n + b, f * n + a, f * n + b, swap, coef)
-
-
-def _csr_structure(rows, cols, n_rows):
-    """``(indices, indptr)`` of a CSR matrix from canonical COO indices."""
-    indptr = onp.zeros(n_rows + 1, dtype=onp.int32)
-    onp.cumsum(onp.bincount(rows, minlength=n_rows), out=indptr[1:])
-    return _frozen(cols.astype(onp.int32), indptr)
-
-
-def _frozen(*arrays):
-    """Cached index arrays, read-only so that no caller can corrupt them."""
-    for array in arrays:
-        array.flags.writeable = False
-    return arrays
-
-
-@functools.lru_cache(maxsize=None)
-def _layout(n: int) -> _Layout:
-    return _Layout(n)
-
-
-# ----------------------------------------------------------------------
-# Linear packing primitives (each one's derivative is the other).
-
-@primitive
-def _unpack_tril(vec, n):
-    """(..., m) -> (..., n, n) lower-triangular, zeros above."""
-    lay = _layout(n)
-    # At least float64: the overflow analysis of ``fold`` assumes it.
-    out = onp.zeros(vec.shape[:-1] + (n * n,),
-                    dtype=onp.result_type(vec.dtype, onp.float64))
-    out[..., lay.pos] = vec
-    return out.reshape(vec.shape[:-1] + (n, n))
-
-
-@primitive
-def _pack_tril(mat, n):
-    """(..., n, n) -> (..., m): the lower triangle, row by row."""
-    flat = onp.reshape(mat, mat.shape[:-2] + (n * n,))
-    return onp.take(flat, _layout(n).pos, axis=-1)
-
-
-defvjp(_unpack_tril, lambda ans, vec, n: lambda g: _pack_tril(g, n))
-defvjp(_pack_tril, lambda ans, mat, n: lambda g: _unpack_tril(g, n))
-defjvp(_unpack_tril, lambda g, ans, vec, n: _unpack_tril(g, n))
-defjvp(_pack_tril, lambda g, ans, mat, n: _pack_tril(g, n))
-
-
-def _t(x):
-    return np.swapaxes(x, -1, -2)
 
 
 def _ldexp1(k):
@@ -207,7 +59,7 @@ def _ldexp1(k):
     return onp.ldexp(1.0, k.astype(onp.int64))
 
 
-class PSDSymmetricMatrixPattern(BatchedPattern):
+class PSDSymmetricMatrixPattern(ArrayPattern):
     r"""A symmetric positive-definite matrix :math:`A` with
     :math:`A - \ell I` positive definite, :math:`\ell` = ``diag_lb``.
 
@@ -246,6 +98,8 @@ class PSDSymmetricMatrixPattern(BatchedPattern):
     """
 
     _json_name = "refold.PSDSymmetricMatrixPattern"
+    # A non-free flat vector keeps a float dtype (float32 stays float32).
+    _kept_flat_kinds = "bf"
 
     def __init__(self, size: int, diag_lb: float = 0.0,
                  default_validate: bool = True,
@@ -280,11 +134,8 @@ class PSDSymmetricMatrixPattern(BatchedPattern):
         """The lower bound ``diag_lb`` of the eigenvalues."""
         return self._diag_lb
 
-    def as_dict(self) -> dict:
-        return {"pattern": self.json_typename(), "size": self._size,
-                "diag_lb": self._diag_lb,
-                "default_validate": self.default_validate,
-                "free_default": self.free_default}
+    def _constructor_args(self) -> dict:
+        return {"size": self._size, "diag_lb": self._diag_lb}
 
     def __str__(self):
         return "PSDSymmetricMatrixPattern {0}x{0} (diag_lb={1})".format(
@@ -304,54 +155,26 @@ class PSDSymmetricMatrixPattern(BatchedPattern):
     def _full_shape(self, batch_shape):
         return tuple(batch_shape) + (self._size, self._size)
 
-    def _validate(self, validate):
-        return self.default_validate if validate is None else validate
-
-    def _empty_b(self, batch_shape, valid):
-        shape = self._full_shape(batch_shape)
-        if not valid:
-            return onp.empty(shape)
-        return onp.broadcast_to(
-            (self._diag_lb + 1.0) * self._lay.eye, shape).copy()
+    def _valid_element(self):
+        return (self._diag_lb + 1.0) * self._lay.eye
 
     def _fold_b(self, flat, batch_shape, free, validate, path):
-        shape = self._full_shape(batch_shape)
-        if free:
-            if self._validate(validate):
-                self._check_free_finite(getval(flat), batch_shape, path)
-            return self._fold_free(flat)
-        if isinstance(flat, onp.ndarray):
-            folded = flat.reshape(shape).copy()
-        else:
-            folded = np.reshape(flat, shape)
+        if not free:
+            return self._fold_flat(flat, batch_shape, validate, path)
         if self._validate(validate):
-            self._check_values(getval(folded), batch_shape, path)
-        return folded
+            self._check_free_finite(getval(flat), batch_shape, path)
+        return self._fold_free(flat)
 
     def _flatten_b(self, folded, batch_shape, free, validate, path):
         folded, raw = self._check_shape_of(folded, batch_shape, path)
         check = self._validate(validate)
         if not free:
-            if check:
-                self._check_values(raw, batch_shape, path)
-            out_shape = tuple(batch_shape) + (self._flat_length,)
-            if folded is raw:
-                if raw.dtype.kind in "iu":
-                    raw = raw.astype(float)
-                return raw.reshape(out_shape).copy()
-            return np.reshape(folded, out_shape)
+            return self._flatten_flat(folded, raw, batch_shape, check, path)
         if check:
             self._check_values(raw, batch_shape, path, factor=False)
         if folded is raw and raw.dtype.kind != "f":
             folded = raw = raw.astype(float)
         return self._flatten_free(folded, batch_shape, path)
-
-    def _check_b(self, folded, batch_shape, validate, path, strict):
-        # Positive definiteness is required whether or not ``strict``: the
-        # free parameterisation needs it and so does the constraint.
-        folded, raw = self._check_shape_of(folded, batch_shape, path)
-        if self._validate(validate):
-            self._check_values(raw, batch_shape, path)
 
     # Jacobians and log-determinants --------------------------------------
 
@@ -497,45 +320,34 @@ class PSDSymmetricMatrixPattern(BatchedPattern):
         tri = chol * self._lay.offmask + log_diag[..., None] * self._lay.eye
         return _pack_tril(tri, self._size)
 
-    def _check_shape_of(self, folded, batch_shape, path):
-        folded, raw = as_real_array(folded, path)
-        expected = self._full_shape(batch_shape)
-        if raw.shape != expected:
-            raise path_error(
-                path, "expected an array of shape {}, got shape {}".format(
-                    expected, raw.shape))
-        return folded, raw
-
-    def _where(self, path, index, batch_shape):
-        """The path of the batch element holding ``index``."""
-        element = tuple(index[:len(batch_shape)])
-        return path + (element,) if element else path
-
     def _check_free_finite(self, raw, batch_shape, path):
-        finite = onp.isfinite(raw)
-        if finite.all():
+        idx = first_nonfinite(raw)
+        if idx is None:
             return
-        idx = first_index(~finite)
         raise path_error(
-            self._where(path, idx, batch_shape),
+            element_path(path, idx[:len(batch_shape)]),
             "the free flat value is {} at free coordinate {}; free values "
             "must be finite".format(raw[idx], idx[-1]))
 
     def _describe(self):
         return "{0}x{0} matrix".format(self._size)
 
-    def _check_values(self, raw, batch_shape, path, factor=True):
+    def _check_values(self, raw, batch_shape, path, strict=False,
+                      factor=True):
         """Raise unless every matrix of the stack is finite, symmetric and
-        (with ``factor``) has ``A - diag_lb I`` positive definite."""
+        (with ``factor``) has ``A - diag_lb I`` positive definite.
+
+        Positive definiteness is required whether or not ``strict``: the
+        free parameterisation needs it and so does the constraint.
+        """
         if raw.size == 0:
             return
         if raw.dtype.kind != "f":
             raw = raw.astype(float)
-        finite = onp.isfinite(raw)
-        if not finite.all():
-            idx = first_index(~finite)
+        idx = first_nonfinite(raw)
+        if idx is not None:
             raise path_error(
-                self._where(path, idx, batch_shape),
+                element_path(path, idx[:-2]),
                 "expected a finite {}, got {} at entry {}".format(
                     self._describe(), raw[idx], idx[-2:]))
         flat = raw.reshape(raw.shape[:-2] + (self._flat_length,))
@@ -551,8 +363,7 @@ class PSDSymmetricMatrixPattern(BatchedPattern):
 
     def _check_symmetry(self, raw, batch_shape, path):
         """Raise if an asymmetry exceeds the tolerance (per matrix)."""
-        with onp.errstate(over="ignore"):
-            asym = onp.abs(raw - _t(raw))
+        asym = asymmetry(raw)
         worst = onp.max(asym, axis=(-2, -1))
         tol = (_SYMMETRY_ULPS * self._size * onp.finfo(raw.dtype).eps *
                onp.max(onp.abs(raw), axis=(-2, -1)))
@@ -563,7 +374,7 @@ class PSDSymmetricMatrixPattern(BatchedPattern):
                 int(onp.argmax(asym[element])), asym.shape[-2:])
             i, j = sorted(int(e) for e in entry)
             raise path_error(
-                self._where(path, element, batch_shape),
+                element_path(path, element),
                 "expected a symmetric {}; the largest asymmetry |A[{}, {}] - "
                 "A[{}, {}]| = {:.3g} exceeds the tolerance {:.3g}".format(
                     self._describe(), i, j, j, i, worst[element],
@@ -571,24 +382,8 @@ class PSDSymmetricMatrixPattern(BatchedPattern):
 
     def _raise_not_pd(self, shifted, batch_shape, path):
         """Find which matrix of a stack is not positive definite; raise."""
-        shifted = onp.asarray(shifted, dtype=float)
-        with onp.errstate(all="ignore"):
-            try:
-                smallest = onp.linalg.eigvalsh(shifted)[..., 0]
-            except onp.linalg.LinAlgError:
-                smallest = onp.full(shifted.shape[:-2], onp.nan)
-        bad = ~(smallest > 0)
-        if not bad.any():
-            # Positive eigenvalues too small for a Cholesky factorisation:
-            # find the failing matrix one by one (error path only).
-            bad = onp.zeros(shifted.shape[:-2], dtype=bool)
-            for idx in onp.ndindex(*shifted.shape[:-2]):
-                try:
-                    onp.linalg.cholesky(shifted[idx])
-                except onp.linalg.LinAlgError:
-                    bad[idx] = True
-                    break
-        element = first_index(bad) if bad.ndim else ()
+        element, smallest = first_not_positive_definite(
+            onp.asarray(shifted, dtype=float))
         after = "" if not self._diag_lb else \
             " (after subtracting diag_lb={} from the diagonal)".format(
                 self._diag_lb)
@@ -596,6 +391,6 @@ class PSDSymmetricMatrixPattern(BatchedPattern):
         detail = "its smallest eigenvalue is {:.3g}".format(value) \
             if onp.isfinite(value) else "its eigenvalues could not be computed"
         raise path_error(
-            self._where(path, element, batch_shape),
+            element_path(path, element),
             "expected a symmetric positive-definite {}{}; {}".format(
                 self._describe(), after, detail))

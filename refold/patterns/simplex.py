@@ -41,10 +41,10 @@ import numpy as onp
 import scipy.sparse as osp
 from autograd.tracer import getval
 
+from refold.patterns._array_pattern import ArrayPattern
 from refold.patterns._checks import (
-    as_real_array, check_free_flag, check_shape, check_size, first_index,
-    path_error)
-from refold.patterns.base import BatchedPattern
+    check_free_flag, check_shape, check_size, element_path, first_index,
+    first_nonfinite, path_error)
 
 __all__ = ["SimplexArrayPattern"]
 
@@ -60,7 +60,7 @@ def sum_tolerance(dtype, simplex_size: int) -> float:
     return float(SUM_TOLERANCE_ULPS * simplex_size * eps)
 
 
-class SimplexArrayPattern(BatchedPattern):
+class SimplexArrayPattern(ArrayPattern):
     r"""An array of simplexes (probability vectors) along the last axis.
 
     Parameters
@@ -126,11 +126,8 @@ class SimplexArrayPattern(BatchedPattern):
         """Shape of the folded array, ``array_shape + (simplex_size,)``."""
         return self._array_shape + (self._k,)
 
-    def as_dict(self) -> dict:
-        return {"pattern": self.json_typename(), "simplex_size": self._k,
-                "array_shape": self._array_shape,
-                "default_validate": self.default_validate,
-                "free_default": self.free_default}
+    def _constructor_args(self) -> dict:
+        return {"simplex_size": self._k, "array_shape": self._array_shape}
 
     def __str__(self):
         return "SimplexArrayPattern {} of {}-d simplexes".format(
@@ -156,60 +153,38 @@ class SimplexArrayPattern(BatchedPattern):
         return tuple(batch_shape) + self._array_shape + \
             (self._k - 1 if free else self._k,)
 
-    def _validate(self, validate):
-        return self.default_validate if validate is None else validate
-
-    def _empty_b(self, batch_shape, valid):
-        shape = self._full_shape(batch_shape)
-        if not valid:
-            return onp.empty(shape)
-        return onp.full(shape, 1.0 / self._k)
+    def _valid_element(self):
+        return 1.0 / self._k
 
     def _fold_b(self, flat, batch_shape, free, validate, path):
-        if free:
-            free_val = np.reshape(flat, self._full_shape(batch_shape, True))
-            raw = onp.asarray(getval(free_val))
-            if self._validate(validate) and not onp.all(onp.isfinite(raw)):
-                idx = first_index(~onp.isfinite(raw))
+        if not free:
+            return self._fold_flat(flat, batch_shape, validate, path)
+        free_val = np.reshape(flat, self._full_shape(batch_shape, True))
+        raw = onp.asarray(getval(free_val))
+        if self._validate(validate):
+            idx = first_nonfinite(raw)
+            if idx is not None:
                 raise path_error(
                     _where(path, idx), "the free value log(s_{}/s_0) is {}; "
                     "free values must be finite".format(idx[-1] + 1, raw[idx]))
-            return _softmax_with_reference(free_val, raw)
-        shape = self._full_shape(batch_shape)
-        if isinstance(flat, onp.ndarray):
-            folded = flat.reshape(shape).copy()
-        else:
-            folded = np.reshape(flat, shape)
-        if self._validate(validate):
-            self._check_values(onp.asarray(getval(folded)), path, False)
-        return folded
+        return _softmax_with_reference(free_val, raw)
 
     def _flatten_b(self, folded, batch_shape, free, validate, path):
         folded, raw = self._check_shape_of(folded, batch_shape, path)
         check = self._validate(validate)
         if not free:
-            if check:
-                self._check_values(raw, path, False)
-            out_shape = tuple(batch_shape) + (self._num * self._k,)
-            if folded is raw:
-                return raw.astype(float, copy=True).reshape(out_shape) \
-                    if raw.dtype.kind != "b" else raw.reshape(out_shape).copy()
-            return np.reshape(folded, out_shape)
+            return self._flatten_flat(folded, raw, batch_shape, check, path)
         if check:
-            self._check_values(raw, path, True)
+            self._check_values(raw, batch_shape, path, True)
         with onp.errstate(divide="ignore", invalid="ignore"):
             log_s = np.log(folded)
         free_val = log_s[..., 1:] - log_s[..., :1]
         if not check and not onp.all(onp.isfinite(getval(free_val))):
             # Unvalidated, but a free value must never be NaN or infinite.
-            self._check_values(raw, path, True, check_sum=False)
+            self._check_values(raw, batch_shape, path, True,
+                               check_sum=False)
         return np.reshape(free_val, tuple(batch_shape) +
                           (self._num * (self._k - 1),))
-
-    def _check_b(self, folded, batch_shape, validate, path, strict):
-        folded, raw = self._check_shape_of(folded, batch_shape, path)
-        if self._validate(validate):
-            self._check_values(raw, path, strict)
 
     # Jacobians ----------------------------------------------------------
 
@@ -249,25 +224,17 @@ class SimplexArrayPattern(BatchedPattern):
 
     # Internals ----------------------------------------------------------
 
-    def _check_shape_of(self, folded, batch_shape, path):
-        folded, raw = as_real_array(folded, path)
-        expected = self._full_shape(batch_shape)
-        if raw.shape != expected:
-            raise path_error(
-                path, "expected an array of shape {} (an array {} of "
-                "simplexes of size {}), got shape {}".format(
-                    expected, tuple(batch_shape) + self._array_shape,
-                    self._k, raw.shape))
-        return folded, raw
+    def _shape_note(self, batch_shape):
+        return " (an array {} of simplexes of size {})".format(
+            tuple(batch_shape) + self._array_shape, self._k)
 
-    def _check_values(self, raw, path, strict, check_sum=True):
+    def _check_values(self, raw, batch_shape, path, strict, check_sum=True):
         """Raise for a non-finite or negative entry or a bad sum."""
         if raw.size == 0:
             return
         values = raw.astype(float) if raw.dtype.kind in "biu" else raw
-        finite = onp.isfinite(values)
-        if not finite.all():
-            idx = first_index(~finite)
+        idx = first_nonfinite(values)
+        if idx is not None:
             raise path_error(_where(path, idx), "entry {} is {}; simplex "
                              "entries must be finite".format(
                                  idx[-1], values[idx]))
@@ -299,7 +266,7 @@ class SimplexArrayPattern(BatchedPattern):
 
 def _where(path, idx):
     """The path of the simplex holding entry ``idx`` (its last axis)."""
-    return path + (tuple(idx[:-1]),) if len(idx) > 1 else path
+    return element_path(path, idx[:-1])
 
 
 def _softmax_with_reference(free_val, raw):

@@ -13,19 +13,12 @@ import pytest
 from autograd.test_util import check_grads
 
 from refold.patterns import autograd_rules
+from tests.patterns._helpers import MODES
 
-MODES = ["fwd", "rev"]
+# check_grads draws from numpy's global generator; importing paragami
+# (another test's anchor) replaces some linalg rules.
+pytestmark = pytest.mark.usefixtures("seeded_check_grads")
 
-
-@pytest.fixture(autouse=True)
-def _seeded_check_grads():
-    # Importing paragami (another test's anchor) replaces some linalg rules.
-    autograd_rules.register()
-    """check_grads draws its directions from numpy's global generator."""
-    state = onp.random.get_state()
-    onp.random.seed(0)
-    yield
-    onp.random.set_state(state)
 RNG = onp.random.default_rng(0)
 BATCH = RNG.standard_normal((2, 3, 3))
 SINGLE = RNG.standard_normal((3, 3))

@@ -11,6 +11,7 @@ from hypothesis import given, settings, strategies as st
 from refold import (
     NumericArrayPattern, NumericScalarPattern, NumericVectorPattern,
     Pattern, PatternArray, PatternDict)
+from tests.patterns._helpers import autograd_jacobian
 
 
 class Positive2(Pattern):
@@ -150,9 +151,7 @@ def test_dict_bad_values_name_the_path():
 def test_dict_jacobians_and_log_det():
     pattern = _example_dict()
     value = pattern.random(rng=2)
-    dense = autograd.jacobian(
-        lambda v: pattern.flatten(pattern.fold(v, free=False), free=True))(
-            pattern.flatten(value, free=False))
+    dense = autograd_jacobian(pattern, value, "freeing")
     np.testing.assert_allclose(pattern.freeing_jacobian(value).toarray(),
                                dense, atol=1e-12)
     np.testing.assert_allclose(
@@ -240,9 +239,7 @@ def test_array_of_dict_is_a_dict_of_stacks():
 def test_array_jacobians_log_det_and_flat_indices():
     pattern = PatternArray((2, 2), NumericVectorPattern(2, lb=-1.0, ub=2.0))
     value = pattern.random(rng=5)
-    dense = autograd.jacobian(
-        lambda v: pattern.flatten(pattern.fold(v, free=False), free=True))(
-            pattern.flatten(value, free=False))
+    dense = autograd_jacobian(pattern, value, "freeing")
     np.testing.assert_allclose(pattern.freeing_jacobian(value).toarray(),
                                dense, atol=1e-12)
     np.testing.assert_allclose(
@@ -262,9 +259,7 @@ def test_array_of_custom_pattern_falls_back_per_element():
     np.testing.assert_allclose(pattern.fold(free, free=True), value)
     check_grads(lambda v: pattern.fold(v, free=True),
                 modes=["fwd", "rev"], order=2)(free)
-    dense = autograd.jacobian(
-        lambda v: pattern.flatten(pattern.fold(v, free=False), free=True))(
-            value.ravel())
+    dense = autograd_jacobian(pattern, value, "freeing")
     np.testing.assert_allclose(pattern.freeing_jacobian(value).toarray(),
                                dense, atol=1e-12)
     np.testing.assert_allclose(pattern.log_abs_det_freeing_jacobian(value),

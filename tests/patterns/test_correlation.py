@@ -1,7 +1,6 @@
 """CorrelationMatrixPattern: CPC free map, batching, derivatives, errors."""
 import pickle
 
-import autograd
 import autograd.numpy as anp
 import numpy as np
 import pytest
@@ -11,6 +10,8 @@ from hypothesis import given, settings, strategies as st
 from refold.patterns.containers import PatternArray, PatternDict
 from refold.patterns.correlation import (
     CorrelationMatrixPattern, _traced_cholesky)
+from tests.patterns._helpers import (
+    assert_batched_protocol, autograd_jacobian, check_free_map_grads)
 
 
 def _reference_fold(z, n):
@@ -110,18 +111,10 @@ def test_size_one():
 def test_batched_protocol_matches_element_by_element():
     pattern = CorrelationMatrixPattern(3)
     rng = np.random.default_rng(11)
-    free = rng.standard_normal((4, 2, 3))
-    folded = pattern._fold_b(free, (4, 2), True, None, ())
+    folded = assert_batched_protocol(
+        pattern, rng.standard_normal((4, 2, 3)), (4, 2),
+        fold_tol=dict(atol=1e-15), flatten_tol=dict(atol=1e-13))
     assert folded.shape == (4, 2, 3, 3)
-    for idx in np.ndindex(4, 2):
-        np.testing.assert_allclose(folded[idx],
-                                   pattern.fold(free[idx], free=True),
-                                   atol=1e-15)
-    np.testing.assert_allclose(
-        pattern._flatten_b(folded, (4, 2), True, None, ()), free, atol=1e-13)
-    np.testing.assert_array_equal(
-        pattern._flatten_b(folded, (4, 2), False, None, ()),
-        folded.reshape(4, 2, 9))
     np.testing.assert_array_equal(pattern._empty_b((2,), True),
                                   np.stack([np.eye(3)] * 2))
     dets = pattern._log_abs_det_b(folded, (4, 2), "unfreeing")
@@ -142,12 +135,10 @@ def test_pattern_array_round_trip_and_jacobians():
         atol=1e-12)
     np.testing.assert_allclose(array.fold(free, free=True), value,
                                atol=1e-13)
-    dense_free = autograd.jacobian(lambda v: array.flatten(
-        array.fold(v, free=False), free=True))(value.ravel())
+    dense_free = autograd_jacobian(array, value, "freeing")
     np.testing.assert_allclose(array.freeing_jacobian(value, sparse=False),
                                dense_free, atol=1e-11)
-    dense_unfree = autograd.jacobian(lambda v: array.flatten(
-        array.fold(v, free=True), free=False))(free)
+    dense_unfree = autograd_jacobian(array, value, "unfreeing")
     np.testing.assert_allclose(array.unfreeing_jacobian(value, sparse=False),
                                dense_unfree, atol=1e-13)
     expected = sum(base.log_abs_det_freeing_jacobian(v) for v in value)
@@ -205,13 +196,7 @@ def test_traced_cholesky_matches_numpy():
 def test_derivatives_order_two():
     pattern = CorrelationMatrixPattern(3)
     rng = np.random.default_rng(14)
-    z = rng.standard_normal(3)
-    check_grads(lambda v: pattern.fold(v, free=True),
-                modes=["fwd", "rev"], order=2)(z)
-    corr = pattern.fold(z, free=True)
-    # Finite differences leave the symmetric matrices: skip validation.
-    check_grads(lambda x: pattern.flatten(x, free=True, validate_value=False),
-                modes=["fwd", "rev"], order=2)(corr)
+    corr = check_free_map_grads(pattern, rng.standard_normal(3))
     lower = corr[np.tril_indices(3, -1)]
     check_grads(lambda v: pattern.log_abs_det_unfreeing_jacobian(
         _from_lower(v, 3)), modes=["fwd", "rev"], order=2)(lower)
@@ -225,11 +210,8 @@ def test_jacobians_and_log_determinants_match_autograd(n):
     rng = np.random.default_rng(20 + n)
     corr = _random_correlation(rng, n)
     m = n * (n - 1) // 2
-    free = pattern.flatten(corr, free=True)
-    dense_unfree = autograd.jacobian(lambda v: pattern.flatten(
-        pattern.fold(v, free=True), free=False))(free)
-    dense_free = autograd.jacobian(lambda v: pattern.flatten(
-        pattern.fold(v, free=False), free=True))(corr.ravel())
+    dense_unfree = autograd_jacobian(pattern, corr, "unfreeing")
+    dense_free = autograd_jacobian(pattern, corr, "freeing")
     unfreeing = pattern.unfreeing_jacobian(corr)
     freeing = pattern.freeing_jacobian(corr)
     assert unfreeing.shape == (n * n, m) and freeing.shape == (m, n * n)

@@ -1,7 +1,6 @@
 """NumericArrayPattern and its vector/scalar forms."""
 import pickle
 
-import autograd
 import numpy as np
 import pytest
 from autograd.test_util import check_grads
@@ -9,6 +8,7 @@ from hypothesis import given, settings, strategies as st
 
 from refold import (
     NumericArrayPattern, NumericScalarPattern, NumericVectorPattern)
+from tests.patterns._helpers import assert_round_trips, autograd_jacobian
 
 INF = np.inf
 BOUNDS = [(-INF, INF), (0.0, INF), (-INF, 2.0), (-1.0, 3.0), (5.0, 5.5)]
@@ -30,14 +30,8 @@ def test_round_trips_and_closed_form(lb, ub):
     pattern = NumericArrayPattern((2, 3), lb=lb, ub=ub)
     value = pattern.random(rng=0)
     assert value.shape == (2, 3)
-    free = pattern.flatten(value, free=True)
-    np.testing.assert_allclose(free, _free_map(value, lb, ub).ravel(),
-                               rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(pattern.fold(free, free=True), value,
-                               rtol=1e-12)
-    flat = pattern.flatten(value, free=False)
-    np.testing.assert_array_equal(flat, value.ravel())
-    np.testing.assert_array_equal(pattern.fold(flat, free=False), value)
+    assert_round_trips(pattern, value, _free_map(value, lb, ub).ravel(),
+                       rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("lb, ub", BOUNDS)
@@ -55,9 +49,7 @@ def test_derivatives_order_two(lb, ub):
 def test_jacobians_and_log_determinants(lb, ub):
     pattern = NumericArrayPattern((2, 2), lb=lb, ub=ub)
     value = pattern.random(rng=2)
-    dense = autograd.jacobian(
-        lambda v: pattern.flatten(pattern.fold(v, free=False), free=True))(
-            value.ravel())
+    dense = autograd_jacobian(pattern, value, "freeing")
     freeing = pattern.freeing_jacobian(value)
     assert not isinstance(freeing, np.matrix)
     np.testing.assert_allclose(freeing.toarray(), dense, rtol=1e-12)

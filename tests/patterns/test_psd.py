@@ -9,22 +9,13 @@ import numpy as np
 import pytest
 from autograd.test_util import check_grads
 
-from refold.patterns import autograd_rules
 from refold.patterns.psd import PSDSymmetricMatrixPattern
+from tests.patterns._helpers import (
+    MODES, assert_round_trips, autograd_jacobian, check_free_map_grads)
 
-MODES = ["fwd", "rev"]
-
-
-@pytest.fixture(autouse=True)
-def _seeded_check_grads():
-    # Importing paragami (the interchange tests' anchor) replaces some
-    # linalg rules; restore refold's.
-    autograd_rules.register()
-    """check_grads draws its directions from numpy's global generator."""
-    state = np.random.get_state()
-    np.random.seed(0)
-    yield
-    np.random.set_state(state)
+# check_grads draws from numpy's global generator; importing paragami (the
+# interchange tests' anchor) replaces some linalg rules.
+pytestmark = pytest.mark.usefixtures("seeded_check_grads")
 
 
 def _free_map(a, diag_lb):
@@ -115,14 +106,8 @@ def test_round_trips_and_closed_form(n, diag_lb):
     rng = np.random.default_rng(n)
     pattern = PSDSymmetricMatrixPattern(n, diag_lb=diag_lb)
     value = _spd(n, rng) + diag_lb * np.eye(n)
-    free = pattern.flatten(value, free=True)
-    np.testing.assert_allclose(free, _free_map(value, diag_lb), rtol=1e-12,
-                               atol=1e-14)
-    np.testing.assert_allclose(pattern.fold(free, free=True), value,
-                               rtol=1e-12)
-    flat = pattern.flatten(value, free=False)
-    np.testing.assert_array_equal(flat, value.ravel())
-    np.testing.assert_array_equal(pattern.fold(flat, free=False), value)
+    assert_round_trips(pattern, value, _free_map(value, diag_lb),
+                       rtol=1e-12, atol=1e-14)
     free2 = rng.standard_normal(pattern.flat_length(True))
     np.testing.assert_allclose(
         pattern.flatten(pattern.fold(free2, free=True), free=True), free2,
@@ -383,22 +368,13 @@ def test_validation_off_checks_shape_only():
 # ----------------------------------------------------------------------
 # Jacobians, log-determinants, dependency structure.
 
-def _autograd_jacobian(pattern, value, kind):
-    if kind == "freeing":
-        fun = lambda v: pattern.flatten(pattern.fold(v, free=False),
-                                        free=True)
-        return autograd.jacobian(fun)(pattern.flatten(value, free=False))
-    fun = lambda v: pattern.flatten(pattern.fold(v, free=True), free=False)
-    return autograd.jacobian(fun)(pattern.flatten(value, free=True))
-
-
 @pytest.mark.parametrize("n", [1, 2, 3, 4])
 @pytest.mark.parametrize("kind", ["freeing", "unfreeing"])
 def test_jacobians_match_autograd(n, kind):
     pattern = PSDSymmetricMatrixPattern(n, diag_lb=0.3)
     value = _spd(n, np.random.default_rng(n)) + 0.3 * np.eye(n)
     method = getattr(pattern, kind + "_jacobian")
-    expected = _autograd_jacobian(pattern, value, kind)
+    expected = autograd_jacobian(pattern, value, kind)
     sparse = method(value)
     np.testing.assert_allclose(sparse.toarray(), expected, rtol=1e-12,
                                atol=1e-13 * np.max(np.abs(expected)))
@@ -409,7 +385,7 @@ def test_jacobians_match_autograd(n, kind):
     structure = np.zeros(expected.shape, dtype=bool)
     for seed in range(3):
         other = _spd(n, np.random.default_rng(100 + seed)) + 0.3 * np.eye(n)
-        jac = _autograd_jacobian(pattern, other, kind)
+        jac = autograd_jacobian(pattern, other, kind)
         structure |= np.abs(jac) > 1e-10 * np.max(np.abs(jac))
     stored = np.zeros(expected.shape, dtype=bool)
     stored[sparse.nonzero()] = True
@@ -430,7 +406,7 @@ def test_batched_jacobian_is_block_diagonal(kind):
         block = full[e * out_len:(e + 1) * out_len,
                      e * in_len:(e + 1) * in_len]
         np.testing.assert_allclose(
-            block, _autograd_jacobian(pattern, value, kind), rtol=1e-12,
+            block, autograd_jacobian(pattern, value, kind), rtol=1e-12,
             atol=1e-14)
         full[e * out_len:(e + 1) * out_len, e * in_len:(e + 1) * in_len] = 0
     assert not np.any(full)
@@ -472,7 +448,7 @@ def test_free_dependency_is_exact(n):
             for f, (p, q) in enumerate(zip(rows, cols)):
                 expected[i * n + j, f] = q <= min(i, j) and p in (i, j)
     np.testing.assert_array_equal(dep, expected)
-    jac = _autograd_jacobian(pattern, pattern.random(rng=n), "unfreeing")
+    jac = autograd_jacobian(pattern, pattern.random(rng=n), "unfreeing")
     np.testing.assert_array_equal(dep, jac != 0)
 
 
@@ -497,12 +473,7 @@ def test_fold_and_flatten_derivatives_order_two(batch):
 
 def test_public_fold_flatten_derivatives_order_two():
     pattern = PSDSymmetricMatrixPattern(2)
-    free = np.array([0.3, -0.4, 0.1])
-    check_grads(lambda v: pattern.fold(v, free=True), modes=MODES,
-                order=2)(free)
-    value = pattern.fold(free, free=True)
-    check_grads(lambda x: pattern.flatten(x, free=True, validate_value=False),
-                modes=MODES, order=2)(value)
+    check_free_map_grads(pattern, np.array([0.3, -0.4, 0.1]))
 
 
 def test_flatten_gradient_is_symmetric():

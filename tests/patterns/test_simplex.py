@@ -9,6 +9,9 @@ from hypothesis import given, settings, strategies as st
 
 from refold.patterns.containers import PatternArray, PatternDict
 from refold.patterns.simplex import SimplexArrayPattern
+from tests.patterns._helpers import (
+    assert_batched_protocol, assert_round_trips, autograd_jacobian,
+    check_free_map_grads)
 
 
 def _random_simplexes(rng, shape):
@@ -25,32 +28,20 @@ def _free_map(s):
 def test_round_trips_and_closed_form():
     pattern = SimplexArrayPattern(4, (2, 3))
     value = _random_simplexes(np.random.default_rng(0), (2, 3, 4))
-    free = pattern.flatten(value, free=True)
+    free = assert_round_trips(pattern, value, _free_map(value), rtol=1e-13,
+                              atol=1e-14)
     assert free.shape == (2 * 3 * 3,)
-    np.testing.assert_allclose(free, _free_map(value), rtol=1e-13,
-                               atol=1e-14)
-    np.testing.assert_allclose(pattern.fold(free, free=True), value,
-                               rtol=1e-13)
-    flat = pattern.flatten(value, free=False)
-    np.testing.assert_array_equal(flat, value.ravel())
-    np.testing.assert_array_equal(pattern.fold(flat, free=False), value)
     assert pattern.flat_length(True) == 18 and pattern.flat_length(False) == 24
 
 
 def test_batched_protocol_matches_element_by_element():
     pattern = SimplexArrayPattern(3, (2,))
     rng = np.random.default_rng(1)
-    free = rng.standard_normal((5, 4, pattern.flat_length(True)))
-    folded = pattern._fold_b(free, (5, 4), True, None, ())
+    folded = assert_batched_protocol(
+        pattern, rng.standard_normal((5, 4, pattern.flat_length(True))),
+        (5, 4), fold_tol=dict(rtol=1e-15),
+        flatten_tol=dict(rtol=1e-12, atol=1e-12))
     assert folded.shape == (5, 4, 2, 3)
-    for idx in np.ndindex(5, 4):
-        np.testing.assert_allclose(folded[idx],
-                                   pattern.fold(free[idx], free=True),
-                                   rtol=1e-15)
-    back = pattern._flatten_b(folded, (5, 4), True, None, ())
-    np.testing.assert_allclose(back, free, rtol=1e-12, atol=1e-12)
-    flat = pattern._flatten_b(folded, (5, 4), False, None, ())
-    np.testing.assert_array_equal(flat, folded.reshape(5, 4, 6))
     empty = pattern._empty_b((5,), True)
     np.testing.assert_array_equal(empty, np.full((5, 2, 3), 1 / 3))
 
@@ -65,12 +56,10 @@ def test_pattern_array_round_trip_and_layout():
     np.testing.assert_allclose(array.fold(free, free=True), value,
                                rtol=1e-13)
     jac = array.freeing_jacobian(value, sparse=False)
-    dense = autograd.jacobian(lambda v: array.flatten(
-        array.fold(v, free=False), free=True))(value.ravel())
+    dense = autograd_jacobian(array, value, "freeing")
     np.testing.assert_allclose(jac, dense, rtol=1e-12, atol=1e-12)
     unfree = array.unfreeing_jacobian(value, sparse=False)
-    dense_u = autograd.jacobian(lambda v: array.flatten(
-        array.fold(v, free=True), free=False))(free)
+    dense_u = autograd_jacobian(array, value, "unfreeing")
     np.testing.assert_allclose(unfree, dense_u, rtol=1e-12, atol=1e-15)
     expected_ld = sum(base.log_abs_det_unfreeing_jacobian(v) for v in value)
     np.testing.assert_allclose(array.log_abs_det_unfreeing_jacobian(value),
@@ -137,13 +126,7 @@ def test_sum_tolerance_is_dtype_aware():
 def test_derivatives_order_two():
     pattern = SimplexArrayPattern(3, (2,))
     rng = np.random.default_rng(5)
-    free = rng.standard_normal(4)
-    check_grads(lambda v: pattern.fold(v, free=True),
-                modes=["fwd", "rev"], order=2)(free)
-    value = pattern.fold(free, free=True)
-    # Finite differences leave the simplex, so skip the sum check.
-    check_grads(lambda x: pattern.flatten(x, free=True, validate_value=False),
-                modes=["fwd", "rev"], order=2)(value)
+    value = check_free_map_grads(pattern, rng.standard_normal(4))
     check_grads(lambda x: pattern._log_abs_det_b(x, (), "unfreeing"),
                 modes=["fwd", "rev"], order=2)(value)
 
@@ -151,11 +134,8 @@ def test_derivatives_order_two():
 def test_jacobians_match_autograd():
     pattern = SimplexArrayPattern(4, (3,))
     value = _random_simplexes(np.random.default_rng(6), (3, 4))
-    dense_free = autograd.jacobian(lambda v: pattern.flatten(
-        pattern.fold(v, free=False), free=True))(value.ravel())
-    free = pattern.flatten(value, free=True)
-    dense_unfree = autograd.jacobian(lambda v: pattern.flatten(
-        pattern.fold(v, free=True), free=False))(free)
+    dense_free = autograd_jacobian(pattern, value, "freeing")
+    dense_unfree = autograd_jacobian(pattern, value, "unfreeing")
     freeing = pattern.freeing_jacobian(value)
     assert freeing.shape == (9, 12) and freeing.nnz == 3 * 3 * 2
     np.testing.assert_allclose(freeing.toarray(), dense_free, rtol=1e-13)
@@ -169,9 +149,7 @@ def test_jacobians_match_autograd():
 def test_log_determinants_match_slogdet():
     pattern = SimplexArrayPattern(4, (2,))
     value = _random_simplexes(np.random.default_rng(7), (2, 4))
-    free = pattern.flatten(value, free=True)
-    dense = autograd.jacobian(lambda v: pattern.flatten(
-        pattern.fold(v, free=True), free=False))(free)
+    dense = autograd_jacobian(pattern, value, "unfreeing")
     # Non-free coordinates s_1..s_{K-1} of each simplex (drop s_0).
     keep = [i for i in range(8) if i % 4 != 0]
     expected = np.linalg.slogdet(dense[keep])[1]
