@@ -20,39 +20,20 @@ reference; they were not measured here.
 
 Run with ``OPENBLAS_NUM_THREADS=1 python benchmarks/glmm_bench.py``.
 """
+import os
 import sys
-import time
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
-from refold.models.logistic_glmm import fit, simulate
-from refold.models.lr_covariance import LinearResponseCovariances
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _common import best_time, import_vittles, text_table  # noqa: E402
+from refold.models.logistic_glmm import fit, simulate  # noqa: E402
+from refold.models.lr_covariance import LinearResponseCovariances  # noqa: E402
 
 PUBLISHED_VB_S = 57.0
 PUBLISHED_VB_LR_ALL_S = 553.0
-
-
-def _best(fn: Callable[[], Any], repeats: int) -> Tuple[float, Any]:
-    best, out = np.inf, None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
-
-
-def _import_vittles():
-    """vittles 0.173 with the one-line numpy-2 shim, or None."""
-    import autograd.numpy as anp
-    np.product = np.prod
-    anp.product = anp.prod
-    try:
-        import vittles
-    except Exception as err:  # pragma: no cover - depends on the environment
-        print(f"vittles not importable ({err}); skipping its rows.")
-        return None
-    return vittles
 
 
 def _refold_lr(result) -> Tuple[np.ndarray, np.ndarray]:
@@ -120,9 +101,9 @@ def run(n_obs: int = 61895, n_groups: int = 5000, n_fixed: int = 5,
              ratio=PUBLISHED_VB_LR_ALL_S / best["total"], max_diff=None,
              goal="< 60 s", note="published figure: not measured here"),
     ]
-    lr_time, (beta_cov, u_sd) = _best(lambda: _refold_lr(result),
-                                      max(repeats, 5))
-    vittles = _import_vittles()
+    lr_time, (beta_cov, u_sd) = best_time(lambda: _refold_lr(result),
+                                          max(repeats, 5))
+    vittles = import_vittles()
     if vittles is None:
         rows.append(dict(task="LR from the same sparse Hessian + Jacobian",
                          refold_s=lr_time, anchor="vittles", anchor_s=None,
@@ -131,7 +112,7 @@ def run(n_obs: int = 61895, n_groups: int = 5000, n_fixed: int = 5,
         return rows
     hessian_csc = result.hessian.to_sparse().tocsc()
     jac_dense = result.moment_jacobian.toarray()
-    v_time, (v_beta_cov, v_u_sd) = _best(
+    v_time, (v_beta_cov, v_u_sd) = best_time(
         lambda: _vittles_lr(vittles, result, hessian_csc, jac_dense),
         vittles_repeats)
     diff = max(np.max(np.abs(v_beta_cov - beta_cov)) / np.max(np.abs(beta_cov)),
@@ -151,8 +132,7 @@ def run(n_obs: int = 61895, n_groups: int = 5000, n_fixed: int = 5,
 
 
 def _fmt(value: Any, spec: str) -> str:
-    width = int("".join(c for c in spec.split(".")[0] if c.isdigit()) or 0)
-    return f"{'-':>{width}}" if value is None else format(value, spec)
+    return "-" if value is None else format(value, spec)
 
 
 def main(argv: List[str]) -> None:
@@ -165,15 +145,13 @@ def main(argv: List[str]) -> None:
     shape.update({k: v for k, v in kwargs.items() if k in shape})
     print(f"Logistic GLMM, MFVB + linear response (N = {shape['n_obs']}, "
           f"T = {shape['n_groups']}, K = {shape['n_fixed']}; best of repeats)")
-    header = (f"{'task':<52} {'refold s':>9} {'anchor':>22} {'anchor s':>9} "
-              f"{'ratio':>8} {'max diff':>9} {'goal':>7}  note")
-    print(header)
-    print("-" * len(header))
-    for row in rows:
-        print(f"{row['task']:<52} {_fmt(row['refold_s'], '9.3f')} "
-              f"{_fmt(row['anchor'], '>22')} {_fmt(row['anchor_s'], '9.2f')} "
-              f"{_fmt(row['ratio'], '8.1f')} {_fmt(row['max_diff'], '9.1e')} "
-              f"{_fmt(row['goal'], '>7')}  {row['note'] or ''}")
+    head = ("task", "refold s", "anchor", "anchor s", "ratio", "max diff",
+            "goal", "note")
+    print(text_table(head, [
+        (row["task"], _fmt(row["refold_s"], ".3f"), _fmt(row["anchor"], ""),
+         _fmt(row["anchor_s"], ".2f"), _fmt(row["ratio"], ".1f"),
+         _fmt(row["max_diff"], ".1e"), _fmt(row["goal"], ""),
+         row["note"] or "") for row in rows], left=(0, 7)))
 
 
 if __name__ == "__main__":

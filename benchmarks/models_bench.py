@@ -1,15 +1,19 @@
 r"""Model benchmarks: refold.models against vittles 0.173, in one table.
 
 The table is built from ``ROW_FUNCTIONS``, a list of functions that each
-return a list of :class:`Row`; further sections (e.g. the logistic GLMM's
-MFVB fit, LR and end-to-end times) are added by appending a function.
-``run()`` returns all rows; ``python benchmarks/models_bench.py`` prints them.
+return a list of :class:`Row`; further sections are added by appending a
+function.  ``run()`` returns all rows; ``python benchmarks/models_bench.py``
+prints them: section 1 (LR covariances, refold vs vittles) and section 2
+(the logistic GLMM's MFVB fit, LR time and end to end, from
+``benchmarks/glmm_bench.py``).  The "anchor" column is vittles 0.173 unless
+a row's note names another anchor (e.g. a published figure).
 
 Section 1: LR covariances at the Criteo arrowhead shape
 -------------------------------------------------------
 The Hessian is that of the Criteo-shaped logistic GLMM KL objective of
 ``benchmarks/structured_hessian_bench.py`` (5,000 groups x 2 locals + 14
-globals, D = 10,014), taken at its optimum (found here by Newton steps with
+globals, D = 10,014), taken at its optimum (found here by
+``refold.sensitivity.newton.arrowhead_newton``, damped Newton steps with
 arrowhead solves) with refold's ``SparseBlockHessian``; if that script is not
 importable, a random SPD arrowhead matrix of the same shape is used instead.
 Both libraries get the SAME scipy.sparse Hessian and the same moment
@@ -31,13 +35,19 @@ covariance:
 Validation of the optimum is off for both (vittles' default); one extra row
 shows refold's default (validated) cost.
 
+Section 2: the logistic GLMM at the Criteo shape
+------------------------------------------------
+The rows of ``glmm_bench.run()``: MFVB fit (against the published VB time),
+LR covariances of ``beta`` and every ``u`` after the fit, end to end
+(against the published VB + LR time), and the LR step against vittles fed
+the same sparse Hessian and moment Jacobian.
+
 Run with ``OPENBLAS_NUM_THREADS=1 python benchmarks/models_bench.py``.
 """
 import functools
 import os
 import sys
 import time
-import warnings
 from typing import Callable, List, NamedTuple, Optional
 
 import numpy as np
@@ -45,7 +55,10 @@ import scipy.sparse as sp
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from _common import (best_time, import_vittles,  # noqa: E402
+                     random_arrowhead, text_table)
 from refold.models.lr_covariance import LinearResponseCovariances  # noqa: E402
+from refold.sensitivity.newton import arrowhead_newton  # noqa: E402
 
 
 class Row(NamedTuple):
@@ -57,77 +70,9 @@ class Row(NamedTuple):
     note: str = ""
 
 
-def best_time(fn: Callable, repeats: int):
-    """Best (min) wall time of ``repeats`` calls, and the last result."""
-    best, out = np.inf, None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
-
-
-def import_vittles():
-    """vittles 0.173 after the numpy-2 shim, or None (with a message)."""
-    import autograd.numpy as anp
-    np.product = np.prod
-    anp.product = anp.prod
-    try:
-        import vittles
-    except Exception as err:  # pragma: no cover - depends on the environment
-        print(f"vittles is not importable ({err}); skipping its rows.")
-        return None
-    return vittles
-
-
 # ----------------------------------------------------------------------------
 # Section 1: LR covariances at the Criteo arrowhead shape
 # ----------------------------------------------------------------------------
-def _random_arrowhead(num_groups=5000, num_local=2, num_global=14, seed=0):
-    """A random SPD arrowhead matrix (globals first) and its indices."""
-    rng = np.random.default_rng(seed)
-    g, T, m = num_global, num_groups, num_local
-    a = rng.normal(size=(T, m, m))
-    loc = a @ a.transpose(0, 2, 1) + np.eye(m)
-    cross = rng.normal(size=(T, g, m)) / np.sqrt(T)
-    b = rng.normal(size=(g, g))
-    glob = b @ b.T + np.eye(g) + np.einsum("tgm,tmn,thn->gh", cross,
-                                           np.linalg.inv(loc), cross)
-    from refold.sensitivity.arrowhead import ArrowheadHessian
-    gi = np.arange(g)
-    li = g + np.arange(T * m).reshape(T, m)
-    return ArrowheadHessian(glob, cross, loc).to_sparse().tocsr(), gi, li
-
-
-def _newton_fit(fun, x0, local_inds, max_iter=50):
-    """Damped Newton with arrowhead (Schur) solves, to a tight optimum."""
-    import autograd
-    from refold.sensitivity.sparse_hessian import SparseBlockHessian
-    value_and_grad = autograd.value_and_grad(fun)
-    sbh = SparseBlockHessian(fun, local_inds)
-    x = np.array(x0, dtype=float)
-    for iteration in range(max_iter):
-        value, grad = value_and_grad(x)
-        hess = sbh.get_arrowhead_hessian(x, verify=False)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            step = hess.solver(on_failure="regularize")(grad)
-        if np.max(np.abs(step)) < 1e-11 * max(1.0, np.max(np.abs(x))):
-            return x, iteration
-        if np.max(np.abs(step)) < 1e-3:   # local quadratic convergence:
-            x = x - step                    # f changes below its rounding
-            continue
-        size = 1.0
-        while size > 1e-10:
-            trial = x - size * step
-            new = fun(trial)
-            if np.isfinite(new) and new <= value - 1e-4 * size * (grad @ step):
-                break
-            size *= 0.5
-        x = trial
-    return x, max_iter
-
-
 @functools.lru_cache(maxsize=None)
 def criteo_lr_problem():
     """The shared problem of section 1 (built once per process)."""
@@ -139,12 +84,13 @@ def criteo_lr_problem():
     if build_objective is not None:
         from refold.sensitivity.sparse_hessian import SparseBlockHessian
         fun, x0, gi, li = build_objective()
-        opt, iterations = _newton_fit(fun, x0, li)
+        opt, report = arrowhead_newton(fun, x0, li, tol=1e-11)
         hessian = SparseBlockHessian(fun, li).get_hessian(opt)
-        source = (f"GLMM KL Hessian at its optimum ({iterations} Newton "
-                  f"steps)")
+        source = (f"GLMM KL Hessian at its optimum ({report.iterations} "
+                  f"Newton steps"
+                  f"{'' if report.converged else ', NOT converged'})")
     else:
-        hessian, gi, li = _random_arrowhead()
+        hessian, gi, li = random_arrowhead()
         fun, opt = None, np.zeros(hessian.shape[0])
         source = "random SPD arrowhead (structured_hessian_bench not found)"
     return dict(fun=fun, opt=opt, hessian=sp.csr_matrix(hessian),
@@ -231,9 +177,32 @@ def lr_vs_vittles_rows(repeats: int = 5) -> List[Row]:
 
 
 # ----------------------------------------------------------------------------
+# Section 2: the logistic GLMM at the Criteo shape (benchmarks/glmm_bench.py)
+# ----------------------------------------------------------------------------
+def glmm_rows() -> List[Row]:
+    """MFVB fit, LR covariances after the fit and end to end, from
+    ``glmm_bench.run()`` (its anchors and goals go into the note)."""
+    import glmm_bench
+    rows = [Row("Logistic GLMM (N = 61895, T = 5000, K = 5): MFVB + LR",
+                None, note="section header")]
+    for row in glmm_bench.run():
+        extra = []
+        if row["anchor"] and row["anchor"] != "vittles":
+            extra.append(f"anchor: {row['anchor']}")
+        if row["goal"]:
+            extra.append(f"goal {row['goal']}")
+        if row["note"]:
+            extra.append(row["note"])
+        rows.append(Row(row["task"], row["refold_s"], row["anchor_s"],
+                        row["max_diff"], "; ".join(extra)))
+    return rows
+
+
+# ----------------------------------------------------------------------------
 # The table
 # ----------------------------------------------------------------------------
-ROW_FUNCTIONS: List[Callable[[], List[Row]]] = [lr_vs_vittles_rows]
+ROW_FUNCTIONS: List[Callable[[], List[Row]]] = [lr_vs_vittles_rows,
+                                                glmm_rows]
 
 
 def run(row_functions: Optional[List[Callable[[], List[Row]]]] = None
@@ -246,10 +215,10 @@ def run(row_functions: Optional[List[Callable[[], List[Row]]]] = None
 
 
 def format_table(rows: List[Row]) -> str:
-    """Plain-text table: refold [s], vittles [s], ratio, max |diff|, note."""
+    """Plain-text table: refold [s], anchor [s], ratio, max |diff|, note."""
     def num(value, fmt):
         return "-" if value is None else format(value, fmt)
-    head = ("benchmark", "refold [s]", "vittles [s]", "ratio", "max |diff|",
+    head = ("benchmark", "refold [s]", "anchor [s]", "ratio", "max |diff|",
             "note")
     body = []
     for row in rows:
@@ -259,17 +228,14 @@ def format_table(rows: List[Row]) -> str:
                      num(row.anchor_s, ".4f"), num(ratio, ".1f") +
                      ("x" if ratio is not None else ""),
                      num(row.max_diff, ".2g"), row.note))
-    widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
-    lines = ["  ".join(cell.ljust(w) if i in (0, 5) else cell.rjust(w)
-                       for i, (cell, w) in enumerate(zip(r, widths)))
-             for r in [head] + body]
-    lines.insert(1, "-" * len(lines[0]))
-    return "\n".join(lines)
+    return text_table(head, body, left=(0, 5))
 
 
 def main() -> None:
-    print("refold.models benchmarks (ratio = vittles / refold; "
-          "OPENBLAS_NUM_THREADS=" f"{os.environ.get('OPENBLAS_NUM_THREADS', 'unset')})")
+    threads = os.environ.get("OPENBLAS_NUM_THREADS", "unset")
+    print(f"refold.models benchmarks (ratio = anchor / refold; the anchor is "
+          f"vittles 0.173 unless the note names another; "
+          f"OPENBLAS_NUM_THREADS={threads})")
     print(format_table(run()))
 
 

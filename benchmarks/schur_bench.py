@@ -13,36 +13,17 @@ blocks that linear-response covariances need -- (H^-1)_gg and every group's
 
 Run with ``OPENBLAS_NUM_THREADS=1 python benchmarks/schur_bench.py``.
 """
+import os
 import sys
-import time
 
 import numpy as np
 import scipy.sparse
 import scipy.sparse.linalg
 
-from refold.sensitivity.arrowhead import ArrowheadHessian
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-
-def make_arrowhead(T=5000, m=2, g=14, seed=0):
-    """Random SPD arrowhead matrix (globals first) as a CSR array, and its indices."""
-    rng = np.random.default_rng(seed)
-    a = rng.normal(size=(T, m, m))
-    L = a @ a.transpose(0, 2, 1) + np.eye(m)
-    C = rng.normal(size=(T, g, m)) / np.sqrt(T)
-    b = rng.normal(size=(g, g))
-    G = b @ b.T + np.eye(g) + np.einsum('tgm,tmn,thn->gh', C, np.linalg.inv(L), C)
-    gi = np.arange(g)
-    li = g + np.arange(T * m).reshape(T, m)
-    return ArrowheadHessian(G, C, L).to_sparse(), gi, li
-
-
-def best_time(fn, repeats):
-    best, out = np.inf, None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
+from _common import best_time, random_arrowhead, text_table  # noqa: E402
+from refold.sensitivity.arrowhead import ArrowheadHessian  # noqa: E402
 
 
 def schur_lr_blocks(h, gi, li):
@@ -91,7 +72,7 @@ def splu_solve(h, gi, li, b):
 
 def run(T=5000, m=2, g=14, seed=0, repeats=20, floor_repeats=2):
     """Time refold's Schur blocks against splu; return rows of the table."""
-    h, gi, li = make_arrowhead(T, m, g, seed)
+    h, gi, li = random_arrowhead(T, m, g, seed)
     b = np.random.default_rng(seed + 1).normal(size=h.shape[0])
     rows = []
     tasks = [
@@ -106,7 +87,8 @@ def run(T=5000, m=2, g=14, seed=0, repeats=20, floor_repeats=2):
         t_ours, out_ours = best_time(ours, repeats)
         t_floor, out_floor = best_time(floor, floor_repeats)
         if isinstance(out_ours, tuple):
-            diff = max(float(np.max(np.abs(a - c))) for a, c in zip(out_ours, out_floor))
+            diff = max(float(np.max(np.abs(a - c)))
+                       for a, c in zip(out_ours, out_floor))
         else:
             diff = float(np.max(np.abs(out_ours - out_floor)))
         rows.append({'task': label, 'refold_s': t_ours, 'splu_s': t_floor,
@@ -119,13 +101,11 @@ def main(argv=None):
     print(f"Arrowhead Hessian: T = {T} groups x m = {m} locals + g = {g} globals "
           f"(D = {g + T * m}), random SPD, scipy.sparse")
     rows = run(T, m, g)
-    head = (f"{'task':<44} {'refold Schur (s)':>16} {'scipy splu (s)':>15} "
-            f"{'ratio':>8} {'max |diff|':>11}")
-    print(head)
-    print('-' * len(head))
-    for r in rows:
-        print(f"{r['task']:<44} {r['refold_s']:>16.5f} {r['splu_s']:>15.4f} "
-              f"{r['ratio']:>7.1f}x {r['max_abs_diff']:>11.2e}")
+    head = ("task", "refold Schur (s)", "scipy splu (s)", "ratio",
+            "max |diff|")
+    print(text_table(head, [(r['task'], f"{r['refold_s']:.5f}",
+                             f"{r['splu_s']:.4f}", f"{r['ratio']:.1f}x",
+                             f"{r['max_abs_diff']:.2e}") for r in rows]))
     ok = rows[0]['ratio'] >= 100
     print(f"goal: LR blocks >= 100x faster than splu: "
           f"{'met' if ok else 'NOT met'} ({rows[0]['ratio']:.0f}x)")

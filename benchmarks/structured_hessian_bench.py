@@ -20,20 +20,26 @@ Free vector layout (D = 14 + 2 T = 10,014)::
 
 so the 14 globals come first and group t's locals are ``14 + t`` and
 ``14 + T + t``.  ``E_q[log(1 + e^z)]`` uses Gauss-Hermite quadrature.  Group
-effects enter through ``gather(u) = A u`` with a fixed CSR indicator matrix
-``A`` (``A[n, group[n]] = 1``), an autograd primitive whose adjoint is the
-group sum ``A^T r``, so the objective is vectorised and differentiable to any
-order in forward and reverse mode.
+effects enter through the gather ``u -> u[group]`` of
+:func:`refold.models.logistic_glmm.make_group_ops` (a fixed CSR indicator
+matrix, an autograd primitive whose adjoint is the group sum), so the
+objective is vectorised and differentiable to any order in forward and
+reverse mode.
 
 Run with ``OPENBLAS_NUM_THREADS=1 python benchmarks/structured_hessian_bench.py``.
 """
-import time
+import os
+import sys
 from typing import Callable, List, Tuple
 
 import autograd.numpy as np
 import numpy as onp
 import scipy.sparse as sp
-from autograd.extend import defjvp, defvjp, primitive
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _common import best_time, import_vittles  # noqa: E402
+from refold.models.logistic_glmm import make_group_ops  # noqa: E402
 
 NUM_ROWS = 61895
 NUM_GROUPS = 5000
@@ -58,35 +64,6 @@ def simulate(seed: int = 0, num_rows: int = NUM_ROWS,
     logits = features @ beta_true + u_true[group]
     y = (rng.uniform(size=num_rows) < 1.0 / (1.0 + onp.exp(-logits)))
     return features, y.astype(float), group
-
-
-def make_group_ops(group: onp.ndarray, num_groups: int):
-    r"""Differentiable gather ``u -> u[group]`` and its adjoint.
-
-    Both are linear maps applied with a fixed CSR indicator matrix ``A``
-    (``A[n, group[n]] = 1``): ``gather(u) = A u`` and ``scatter(r) = A^T r``
-    (a group sum).  Each is the other's vector-Jacobian product and each is
-    its own Jacobian-vector product, so they differentiate to any order in
-    forward and reverse mode without ``numpy.add.at``.
-    """
-    indicator = sp.csr_matrix(
-        (onp.ones(len(group)), (onp.arange(len(group)), group)),
-        shape=(len(group), num_groups))
-    indicator_t = indicator.T.tocsr()
-
-    @primitive
-    def gather(u):
-        return indicator @ u
-
-    @primitive
-    def scatter(r):
-        return indicator_t @ r
-
-    defvjp(gather, lambda ans, u: lambda g: scatter(g))
-    defvjp(scatter, lambda ans, r: lambda g: gather(g))
-    defjvp(gather, lambda g, ans, u: gather(g))
-    defjvp(scatter, lambda g, ans, r: scatter(g))
-    return gather, scatter
 
 
 def build_objective(seed: int = 0, num_rows: int = NUM_ROWS,
@@ -182,18 +159,6 @@ def build_objective(seed: int = 0, num_rows: int = NUM_ROWS,
     return fun, x0, global_inds, local_inds
 
 
-def _import_vittles():
-    """vittles 0.173 with the one-line numpy-2 shim, or None."""
-    onp.product = onp.prod
-    np.product = np.prod
-    try:
-        import vittles
-    except Exception as err:  # pragma: no cover - depends on environment
-        print(f"vittles not importable ({err}); skipping its rows.")
-        return None
-    return vittles
-
-
 def arrowhead_pattern(global_inds: onp.ndarray, local_inds: onp.ndarray,
                       dim: int) -> sp.csr_matrix:
     """Boolean sparsity pattern of the arrowhead Hessian (vectorised)."""
@@ -210,10 +175,9 @@ def arrowhead_pattern(global_inds: onp.ndarray, local_inds: onp.ndarray,
                          shape=(dim, dim))
 
 
-def _timed(fn: Callable) -> Tuple[float, object]:
-    start = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - start, out
+def _once(fn: Callable) -> Tuple[float, object]:
+    """Wall time of one call, and its result."""
+    return best_time(fn, 1)
 
 
 def run(seed: int = 0, repeats: int = 5) -> List[Tuple[str, str]]:
@@ -232,7 +196,7 @@ def run(seed: int = 0, repeats: int = 5) -> List[Tuple[str, str]]:
              f"{dim} = {len(global_inds)} + {local_inds.shape[0]} x "
              f"{local_inds.shape[1]}")]
     refold_sbh = SparseBlockHessian(fun, local_inds)
-    vittles = _import_vittles()
+    vittles = import_vittles()
     vittles_sbh = (None if vittles is None
                    else vittles.SparseBlockHessian(fun, local_inds))
     pattern = arrowhead_pattern(global_inds, local_inds, dim)
@@ -240,17 +204,17 @@ def run(seed: int = 0, repeats: int = 5) -> List[Tuple[str, str]]:
     times = {key: [] for key in ("refold", "refold_noverify", "vittles",
                                  "colour", "generic")}
     for _ in range(repeats):
-        elapsed, refold_hess = _timed(lambda: refold_sbh.get_hessian(x0))
+        elapsed, refold_hess = _once(lambda: refold_sbh.get_hessian(x0))
         times["refold"].append(elapsed)
         num_hvps = refold_sbh.num_hvps
         times["refold_noverify"].append(
-            _timed(lambda: refold_sbh.get_hessian(x0, verify=False))[0])
+            _once(lambda: refold_sbh.get_hessian(x0, verify=False))[0])
         if vittles_sbh is not None:
-            elapsed, vittles_hess = _timed(lambda: vittles_sbh.get_hessian(x0))
+            elapsed, vittles_hess = _once(lambda: vittles_sbh.get_hessian(x0))
             times["vittles"].append(elapsed)
-        elapsed, colouring = _timed(lambda: colour_hessian(pattern))
+        elapsed, colouring = _once(lambda: colour_hessian(pattern))
         times["colour"].append(elapsed)
-        elapsed, (generic_hess, info) = _timed(lambda: sparse_hessian(
+        elapsed, (generic_hess, info) = _once(lambda: sparse_hessian(
             fun, x0, None, colouring=colouring, return_info=True))
         times["generic"].append(elapsed)
     best = {key: min(val) for key, val in times.items() if val}

@@ -71,6 +71,10 @@ import numpy as onp
 import scipy.special
 from autograd.scipy.special import logsumexp
 
+from refold.models._data import (check_bool, check_index_range, check_init,
+                                 check_int, check_tol, index_array,
+                                 real_array, resolve_rng)
+from refold.models._em_fit import em_summary, squarem_point
 from refold.models.em_covariance import EMCovariance
 from refold.patterns.containers import PatternArray, PatternDict
 from refold.patterns.numeric import NumericArrayPattern
@@ -182,8 +186,8 @@ class MixtureFit:
 def theta_pattern(n_components: int, n_dim: int) -> PatternDict:
     r"""The pattern of :math:`\theta`: ``'weights'`` (simplex, K >= 2),
     ``'means'`` (K, P), ``'covs'`` (K positive definite P x P)."""
-    n_components = _check_int(n_components, "n_components", 2)
-    n_dim = _check_int(n_dim, "n_dim", 1)
+    n_components = check_int(n_components, "n_components", 2)
+    n_dim = check_int(n_dim, "n_dim", 1)
     pattern = PatternDict()
     pattern["weights"] = SimplexArrayPattern(n_components, ())
     pattern["means"] = NumericArrayPattern((n_components, n_dim))
@@ -196,8 +200,8 @@ def responsibility_pattern(n_obs: int, n_components: int
                            ) -> SimplexArrayPattern:
     r"""The responsibilities (N, K) as a pattern; its free vector, reshaped
     to (N, K - 1), is :math:`\eta`."""
-    return SimplexArrayPattern(_check_int(n_components, "n_components", 2),
-                               (_check_int(n_obs, "n_obs", 1),))
+    return SimplexArrayPattern(check_int(n_components, "n_components", 2),
+                               (check_int(n_obs, "n_obs", 1),))
 
 
 def eta_pattern(n_obs: int, n_components: int) -> NumericArrayPattern:
@@ -206,8 +210,8 @@ def eta_pattern(n_obs: int, n_components: int) -> NumericArrayPattern:
     :func:`responsibility_pattern`) or, as :func:`fit` uses them, against
     each observation's pivot component (see :func:`negative_em_objective`).
     """
-    return NumericArrayPattern((_check_int(n_obs, "n_obs", 1),
-                                _check_int(n_components, "n_components", 2)
+    return NumericArrayPattern((check_int(n_obs, "n_obs", 1),
+                                check_int(n_components, "n_components", 2)
                                 - 1))
 
 
@@ -236,17 +240,8 @@ def _pivot_columns(pivot: Any, n_obs: int, n_components: int):
     non-pivot components in order, (N, K - 1); None for ``pivot=None``."""
     if pivot is None:
         return None, None
-    arr = onp.asarray(pivot)
-    if arr.dtype.kind not in "iu":
-        raise TypeError("pivot: expected int component indices, got dtype "
-                        "{}".format(arr.dtype))
-    if arr.shape != (n_obs,):
-        raise ValueError("pivot: expected shape ({},), one component per "
-                         "observation, got {}".format(n_obs, arr.shape))
-    if onp.any((arr < 0) | (arr >= n_components)):
-        n = int(onp.flatnonzero((arr < 0) | (arr >= n_components))[0])
-        raise ValueError("pivot[{}] is {}; expected a component in [0, "
-                         "{})".format(n, arr[n], n_components))
+    arr = index_array(pivot, "pivot", n_obs, "component", "observation")
+    check_index_range(arr, n_components, "pivot", "n_components")
     comp = onp.arange(n_components)[None, :]
     position = onp.where(comp < arr[:, None], comp + 1,
                          onp.where(comp == arr[:, None], 0, comp))
@@ -291,51 +286,6 @@ def e_step(theta: dict, y: onp.ndarray, pivot: Any = None) -> onp.ndarray:
 # ----------------------------------------------------------------------
 # Checks.
 
-def _check_int(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, (bool, onp.bool_)) or not isinstance(
-            value, (int, onp.integer)):
-        raise TypeError("{}: expected an int, got {!r}".format(name, value))
-    if value < minimum:
-        raise ValueError("{}: expected an int >= {}, got {}".format(
-            name, minimum, value))
-    return int(value)
-
-
-def _resolve_rng(rng: Any) -> onp.random.Generator:
-    if rng is None:
-        return onp.random.default_rng()
-    if isinstance(rng, onp.random.Generator):
-        return rng
-    if isinstance(rng, (int, onp.integer)) and not isinstance(rng, bool):
-        return onp.random.default_rng(int(rng))
-    raise TypeError("rng: expected None, an int seed or a "
-                    "numpy.random.Generator, got {}".format(
-                        type(rng).__name__))
-
-
-def _real_array(value: Any, name: str, shape: tuple) -> onp.ndarray:
-    """A finite float copy of ``value``; ``shape`` entries None are free."""
-    arr = onp.asarray(value)
-    if arr.dtype == object or arr.dtype.kind not in "biuf":
-        raise TypeError("{}: expected real numbers, got dtype {}".format(
-            name, arr.dtype))
-    if arr.ndim != len(shape) or any(
-            want is not None and got != want
-            for got, want in zip(arr.shape, shape)):
-        want = "(" + ", ".join("n" if s is None else str(s)
-                               for s in shape) + ("," if len(shape) == 1
-                                                  else "") + ")"
-        raise ValueError("{}: expected shape {}, got {}".format(
-            name, want, arr.shape))
-    arr = onp.array(arr, dtype=float)
-    bad = onp.argwhere(~onp.isfinite(arr))
-    if len(bad):
-        where = ", ".join(str(int(i)) for i in bad[0])
-        raise ValueError("{}[{}] is {}; expected finite values".format(
-            name, where, arr[tuple(bad[0])]))
-    return arr
-
-
 def _check_observations(data: Any) -> onp.ndarray:
     y = data.y if isinstance(data, MixtureData) else data
     name = "data.y" if isinstance(data, MixtureData) else "data"
@@ -349,11 +299,11 @@ def _check_observations(data: Any) -> onp.ndarray:
         if arr.dtype != object and arr.dtype.kind in "biuf":
             raise ValueError("{}: expected an (N, P) array{}, got shape "
                              "{}".format(name, hint, arr.shape))
-    return _real_array(arr, name, (None, None))
+    return real_array(arr, name, (None, None))
 
 
 def _check_weights(weights: Any) -> onp.ndarray:
-    arr = _real_array(weights, "weights", (None,))
+    arr = real_array(weights, "weights", (None,))
     if arr.size == 0:
         raise ValueError("weights: expected at least one component")
     if onp.any(arr < 0):
@@ -368,7 +318,7 @@ def _check_weights(weights: Any) -> onp.ndarray:
 
 def _check_covs(covs: Any, n_components: int, n_dim: int,
                 name: str = "covs") -> onp.ndarray:
-    arr = _real_array(covs, name, (n_components, n_dim, n_dim))
+    arr = real_array(covs, name, (n_components, n_dim, n_dim))
     pattern = PatternArray((n_components,), PSDSymmetricMatrixPattern(n_dim))
     ok, message = pattern.validate_folded(arr)
     if not ok:
@@ -413,15 +363,15 @@ def simulate(n_obs: int, weights: Any, means: Any, covs: Any,
     >>> data.y.shape, data.z.shape
     ((5, 1), (5,))
     """
-    n_obs = _check_int(n_obs, "n_obs", 1)
+    n_obs = check_int(n_obs, "n_obs", 1)
     weights = _check_weights(weights)
     n_components = weights.size
-    means = _real_array(means, "means", (n_components, None))
+    means = real_array(means, "means", (n_components, None))
     if means.shape[1] == 0:
         raise ValueError("means: expected shape (K, P) with P >= 1, got "
                          "{}".format(means.shape))
     covs = _check_covs(covs, n_components, means.shape[1])
-    rng = _resolve_rng(rng)
+    rng = resolve_rng(rng)
     z = rng.choice(n_components, size=n_obs, p=weights / weights.sum())
     chol = onp.linalg.cholesky(covs)
     noise = rng.standard_normal((n_obs, means.shape[1]))
@@ -486,7 +436,7 @@ def fit(data: Any, n_components: int, init: Optional[dict] = None,
     """
     y = _check_observations(data)
     n_obs, n_dim = y.shape
-    n_components = _check_int(n_components, "n_components", 1)
+    n_components = check_int(n_components, "n_components", 1)
     if n_components < 2:
         raise ValueError(
             "n_components: expected an int >= 2, got 1 (a single Gaussian "
@@ -495,19 +445,16 @@ def fit(data: Any, n_components: int, init: Optional[dict] = None,
     if n_components > n_obs:
         raise ValueError("n_components: expected at most n_obs = {} "
                          "components, got {}".format(n_obs, n_components))
-    if isinstance(tol, (bool, onp.bool_)) or not isinstance(
-            tol, (int, float, onp.floating)) or not 0 < tol < 1:
-        raise ValueError("tol: expected a number in (0, 1), got "
-                         "{!r}".format(tol))
-    max_iter = _check_int(max_iter, "max_iter", 1)
+    tol = check_tol(tol)
+    max_iter = check_int(max_iter, "max_iter", 1)
     pattern = theta_pattern(n_components, n_dim)
     if init is None:
-        theta = _initial_theta(y, n_components, _resolve_rng(rng))
+        theta = _initial_theta(y, n_components, resolve_rng(rng))
     else:
-        theta = _check_init(init, pattern)
+        theta = check_init(init, pattern)
 
-    theta, n_iter = _run_em(theta, y, pattern, float(tol), max_iter,
-                            _check_bool(accelerate, "accelerate"))
+    theta, n_iter = _run_em(theta, y, pattern, tol, max_iter,
+                            check_bool(accelerate, "accelerate"))
     order = onp.lexsort(theta["means"].T[::-1])
     theta = {key: value[order] for key, value in theta.items()}
     log_resp = _log_responsibilities(theta, y, n_iter)
@@ -517,12 +464,6 @@ def fit(data: Any, n_components: int, init: Optional[dict] = None,
         lambda th, et: negative_em_objective(th, et, y, pivot), pattern,
         eta_pattern(n_obs, n_components), theta, eta,
         louis_fun=_louis_fun(y, pattern))
-    covariances = {"corrected": em_cov.covariance(folded=True),
-                   "naive": em_cov.naive_covariance(folded=True),
-                   "louis": em_cov.louis_covariance(folded=True)}
-    se = {kind: pattern.fold(onp.sqrt(onp.maximum(onp.diag(cov), 0.0)),
-                             free=False, validate_value=False)
-          for kind, cov in covariances.items()}
     resp = responsibility_pattern(n_obs, n_components).fold(
         (log_resp[:, 1:] - log_resp[:, :1]).ravel(), free=True)
     return MixtureFit(
@@ -530,9 +471,7 @@ def fit(data: Any, n_components: int, init: Optional[dict] = None,
         log_likelihood=float(marginal_log_likelihood(theta, y)),
         n_iter=n_iter, responsibilities=resp, log_responsibilities=log_resp,
         eta=eta, pivot=pivot, em_covariance=em_cov,
-        covariances=covariances, standard_errors=se["corrected"],
-        naive_standard_errors=se["naive"], louis_standard_errors=se["louis"],
-        theta_pattern=pattern)
+        theta_pattern=pattern, **em_summary(em_cov, pattern))
 
 
 def _louis_fun(y: onp.ndarray, pattern: PatternDict):
@@ -552,23 +491,6 @@ def _louis_fun(y: onp.ndarray, pattern: PatternDict):
     return louis
 
 
-def _check_init(init: Any, pattern: PatternDict) -> dict:
-    if not isinstance(init, dict):
-        raise TypeError("init: expected a dict with 'weights', 'means' and "
-                        "'covs', got {}".format(type(init).__name__))
-    ok, message = pattern.validate_folded(init)
-    if not ok:
-        raise ValueError(message.replace("params", "init", 1))
-    return {key: onp.array(init[key], dtype=float) for key in pattern}
-
-
-def _check_bool(value: Any, name: str) -> bool:
-    if not isinstance(value, (bool, onp.bool_)):
-        raise TypeError("{}: expected True or False, got {!r}".format(
-            name, value))
-    return bool(value)
-
-
 def _em_step(theta: dict, y: onp.ndarray, n_iter: int):
     """One EM update; returns it and the log likelihood at ``theta``."""
     log_resp, log_lik = _log_responsibilities(theta, y, n_iter, True)
@@ -580,14 +502,12 @@ def _run_em(theta: dict, y: onp.ndarray, pattern: PatternDict, tol: float,
     r"""EM from ``theta`` to convergence; returns (theta, EM updates used).
 
     With ``accelerate``, SQUAREM (Varadhan & Roland 2008, scheme S3) in the
-    free coordinates of ``pattern``, where every extrapolated point is a
-    valid parameter: from two EM updates :math:`x_1 = F(x_0)`, :math:`x_2 =
-    F(x_1)`, with :math:`r = x_1 - x_0`, :math:`v = x_2 - 2x_1 + x_0` and
-    :math:`\alpha = \min(-1, -\|r\|/\|v\|)`, the point :math:`x_0 - 2\alpha r
-    + \alpha^2 v` is followed by one stabilising EM update and accepted when
-    its log likelihood is no lower than at :math:`x_1`; otherwise
-    :math:`x_2` is kept. The iteration is monotone in the likelihood, like
-    EM, and has the same fixed points.
+    free coordinates of ``pattern``: after two EM updates :math:`x_1 =
+    F(x_0)`, :math:`x_2 = F(x_1)`, the extrapolated point of
+    ``squarem_point`` (:mod:`refold.models._em_fit`) is followed by one
+    stabilising EM update and accepted when its log likelihood is no lower
+    than at :math:`x_1`; otherwise :math:`x_2` is kept. The iteration is
+    monotone in the likelihood, like EM, and has the same fixed points.
     """
     scale = onp.std(y, axis=0)
     scale = onp.where(scale > 0, scale, 1.0)
@@ -605,7 +525,7 @@ def _run_em(theta: dict, y: onp.ndarray, pattern: PatternDict, tol: float,
             break
         second, log_lik_first = _em_step(first, y, n_iter)
         n_iter += 1
-        jump = _squarem_point(pattern, theta, first, second) \
+        jump = squarem_point(pattern, theta, first, second) \
             if accelerate and n_iter < max_iter else None
         theta = second
         if jump is not None:
@@ -620,29 +540,6 @@ def _run_em(theta: dict, y: onp.ndarray, pattern: PatternDict, tol: float,
         "EM did not converge within max_iter = {} iterations (last "
         "change {:.3g} > tol = {:.3g}); raise max_iter, loosen tol or "
         "start elsewhere (init, rng)".format(max_iter, change, tol))
-
-
-def _squarem_point(pattern: PatternDict, theta0: dict, theta1: dict,
-                   theta2: dict) -> Optional[dict]:
-    """The SQUAREM extrapolation (see :func:`_run_em`), or None when it is
-    the plain double step or not finite."""
-    x0, x1, x2 = (pattern.flatten(t, free=True)
-                  for t in (theta0, theta1, theta2))
-    r, v = x1 - x0, x2 - 2 * x1 + x0
-    vv = float(v @ v)
-    if not vv > 0:
-        return None
-    alpha = min(-1.0, -onp.sqrt(float(r @ r) / vv))
-    if alpha == -1.0:
-        return None
-    point = x0 - 2 * alpha * r + alpha ** 2 * v
-    if not onp.all(onp.isfinite(point)):
-        return None
-    with onp.errstate(all="ignore"):
-        theta = pattern.fold(point, free=True, validate_value=False)
-    if not all(onp.all(onp.isfinite(value)) for value in theta.values()):
-        return None
-    return {key: onp.asarray(value) for key, value in theta.items()}
 
 
 def _log_responsibilities(theta: dict, y: onp.ndarray, n_iter: int,

@@ -36,7 +36,9 @@ different groups never interact), so :class:`SparseBlockHessian` recovers
 it from ``2 + (2K + 4)`` Hessian-vector products (16 for ``K = 5``), and
 :class:`~refold.sensitivity.arrowhead.ArrowheadHessian` solves with it and
 returns the blocks of its inverse by Schur complement.  :func:`fit`
-minimises the objective by damped Newton steps on that structure, then
+minimises the objective by damped Newton steps on that structure
+(:func:`refold.sensitivity.newton.arrowhead_newton`; its report,
+:class:`~refold.sensitivity.newton.NewtonReport`, is re-exported here), then
 computes linear-response covariances ``J H^-1 J^T`` of the moments
 ``E_q[beta]``, ``E_q[mu]``, ``E_q[tau]`` and every ``E_q[u_t]`` -- ``J`` is a
 known sparse matrix, so only the ``(2K+4)^2`` global block and the ``T``
@@ -55,10 +57,14 @@ import scipy.sparse as sp
 import scipy.special
 from autograd.extend import defjvp, defvjp, primitive
 
+from refold.models._data import (check_bool, check_design,
+                                 check_index_range, check_int, check_tol,
+                                 group_index, real_array, resolve_rng)
 from refold.patterns.containers import PatternDict
 from refold.patterns.function_wrappers import FlattenFunctionInput
 from refold.patterns.numeric import NumericArrayPattern, NumericScalarPattern
 from refold.sensitivity.arrowhead import ArrowheadHessian
+from refold.sensitivity.newton import NewtonReport, arrowhead_newton
 from refold.sensitivity.optimum import check_optimum
 from refold.sensitivity.solvers import RefoldWarning
 from refold.sensitivity.sparse_hessian import SparseBlockHessian
@@ -111,15 +117,12 @@ def make_group_ops(group: Any, n_groups: int) -> Tuple[Callable, Callable]:
     >>> gather(onp.array([10.0, 20.0])), group_sum(onp.array([1.0, 2.0, 3.0]))
     (array([10., 20., 20.]), array([1., 5.]))
     """
-    n_groups = _check_count(n_groups, "n_groups", 1)
+    n_groups = check_int(n_groups, "n_groups", 1)
     group = onp.asarray(group)
     if group.ndim != 1 or group.dtype.kind not in "iu":
-        raise ValueError(f"group must be a 1-d array of integer indices; got "
-                         f"shape {group.shape} and dtype {group.dtype}.")
-    bad = onp.flatnonzero((group < 0) | (group >= n_groups))
-    if len(bad):
-        raise ValueError(f"group must lie in [0, n_groups) = [0, {n_groups});"
-                         f" group[{bad[0]}] is {group[bad[0]]}.")
+        raise ValueError(f"group: expected a 1-d array of integer indices, "
+                         f"got shape {group.shape} and dtype {group.dtype}")
+    check_index_range(group, n_groups, "group", "n_groups")
     n_obs = group.shape[0]
     indicator = sp.csr_matrix((onp.ones(n_obs), (onp.arange(n_obs), group)),
                               shape=(n_obs, int(n_groups)))
@@ -163,43 +166,6 @@ _LOG_2PI = float(onp.log(2.0 * onp.pi))
 # ----------------------------------------------------------------------
 # Data and prior.
 
-def _as_rng(rng: Any) -> onp.random.Generator:
-    if rng is None:
-        return onp.random.default_rng()
-    if isinstance(rng, onp.random.Generator):
-        return rng
-    if isinstance(rng, (int, onp.integer)) and not isinstance(rng, bool):
-        return onp.random.default_rng(int(rng))
-    raise TypeError(f"rng must be None, an int seed or a numpy.random."
-                    f"Generator; got {type(rng).__name__}.")
-
-
-def _check_count(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, (bool, onp.bool_)) or not isinstance(
-            value, (int, onp.integer)):
-        raise TypeError(f"{name} must be an int; got {value!r}.")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}; got {value}.")
-    return int(value)
-
-
-def _real_array(value: Any, name: str, ndim: int) -> onp.ndarray:
-    arr = onp.asarray(value)
-    if arr.dtype == object or arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be a real numeric array; got dtype "
-                        f"{arr.dtype}.")
-    if arr.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-dimensional; got shape "
-                         f"{arr.shape}.")
-    arr = onp.array(arr, dtype=float)
-    bad = onp.argwhere(~onp.isfinite(arr))
-    if len(bad):
-        where = ", ".join(str(int(i)) for i in bad[0])
-        raise ValueError(f"{name} must be finite; {name}[{where}] is "
-                         f"{arr[tuple(bad[0])]}.")
-    return arr
-
-
 class GLMMData:
     r"""A validated logistic-GLMM data set (inputs are copied).
 
@@ -234,45 +200,13 @@ class GLMMData:
                  n_groups: Optional[int] = None, *, true_beta: Any = None,
                  true_mu: Optional[float] = None,
                  true_tau: Optional[float] = None, true_u: Any = None):
-        x = _real_array(x, "x", 2)
+        x, y = check_design(x, y)
         n_obs, n_fixed = x.shape
-        if n_obs == 0 or n_fixed == 0:
-            raise ValueError(f"x must have at least one row and one column; "
-                             f"got shape {x.shape}.")
-        y = _real_array(y, "y", 1)
-        if y.shape[0] != n_obs:
-            raise ValueError(f"y must have one entry per row of x ({n_obs}); "
-                             f"got {y.shape[0]}.")
         bad = onp.flatnonzero((y != 0.0) & (y != 1.0))
         if len(bad):
             raise ValueError(f"y must hold only 0 and 1; y[{bad[0]}] is "
                              f"{y[bad[0]]}.")
-        group_arr = onp.asarray(group)
-        if group_arr.dtype.kind == "f" and group_arr.ndim == 1:
-            if not onp.all(onp.isfinite(group_arr)):
-                k = int(onp.flatnonzero(~onp.isfinite(group_arr))[0])
-                raise ValueError(f"group must be finite integers; group[{k}] "
-                                 f"is {group_arr[k]}.")
-            if onp.any(group_arr != onp.round(group_arr)):
-                k = int(onp.flatnonzero(group_arr != onp.round(group_arr))[0])
-                raise ValueError(f"group must hold integer indices; group[{k}]"
-                                 f" is {group_arr[k]}.")
-            group_arr = group_arr.astype(onp.int64)
-        if group_arr.dtype.kind not in "iu":
-            raise TypeError(f"group must be an array of integer indices; got "
-                            f"dtype {group_arr.dtype}.")
-        if group_arr.ndim != 1 or group_arr.shape[0] != n_obs:
-            raise ValueError(f"group must have shape ({n_obs},), one index per "
-                             f"row of x; got shape {group_arr.shape}.")
-        group_arr = group_arr.astype(onp.int64)
-        if n_groups is None:
-            n_groups = int(group_arr.max()) + 1 if n_obs else 0
-        n_groups = _check_count(n_groups, "n_groups", 1)
-        bad = onp.flatnonzero((group_arr < 0) | (group_arr >= n_groups))
-        if len(bad):
-            raise ValueError(f"group must lie in [0, n_groups) = [0, "
-                             f"{n_groups}); group[{bad[0]}] is "
-                             f"{group_arr[bad[0]]}.")
+        group_arr, n_groups = group_index(group, n_obs, n_groups)
         self.x, self.y, self.group = x, y, group_arr
         self.n_obs, self.n_fixed, self.n_groups = n_obs, n_fixed, n_groups
         self.true_beta = None if true_beta is None else onp.array(
@@ -310,12 +244,12 @@ def simulate(n_obs: int = 61895, n_groups: int = 5000, n_fixed: int = 5,
         other rows are spread unevenly (Dirichlet(2) group weights);
         ``u_t ~ N(mu, 1/tau)``; the truth is stored on the result.
     """
-    n_groups = _check_count(n_groups, "n_groups", 1)
-    n_obs = _check_count(n_obs, "n_obs", n_groups)
-    n_fixed = _check_count(n_fixed, "n_fixed", 1)
-    rng = _as_rng(rng)
+    n_groups = check_int(n_groups, "n_groups", 1)
+    n_obs = check_int(n_obs, "n_obs", n_groups)
+    n_fixed = check_int(n_fixed, "n_fixed", 1)
+    rng = resolve_rng(rng)
     beta = (onp.linspace(-0.5, 0.5, n_fixed) if beta is None
-            else _real_array(beta, "beta", 1))
+            else real_array(beta, "beta", 1))
     if beta.shape != (n_fixed,):
         raise ValueError(f"beta must have shape ({n_fixed},); got "
                          f"{beta.shape}.")
@@ -373,8 +307,8 @@ def vb_pattern(n_fixed: int, n_groups: int) -> PatternDict:
     (1,)), ``u_mean`` (T,), ``u_var`` (T,); variances and gamma parameters
     are positive (free coordinate: their log).
     """
-    n_fixed = _check_count(n_fixed, "n_fixed", 1)
-    n_groups = _check_count(n_groups, "n_groups", 1)
+    n_fixed = check_int(n_fixed, "n_fixed", 1)
+    n_groups = check_int(n_groups, "n_groups", 1)
     pattern = PatternDict(free_default=True)
     pattern["beta_mean"] = NumericArrayPattern((n_fixed,))
     pattern["beta_var"] = NumericArrayPattern((n_fixed,), lb=0.0)
@@ -423,7 +357,7 @@ class GLMMObjective:
                             f"{type(data).__name__}.")
         self.data = data
         self.prior = _check_prior(prior)
-        num_quadrature = _check_count(num_quadrature, "num_quadrature", 1)
+        num_quadrature = check_int(num_quadrature, "num_quadrature", 1)
         nodes, weights = onp.polynomial.hermite.hermgauss(num_quadrature)
         self._nodes = onp.sqrt(2.0) * nodes
         self._weights = weights / onp.sqrt(onp.pi)
@@ -528,116 +462,6 @@ class GLMMObjective:
 
 
 # ----------------------------------------------------------------------
-# Damped Newton on the arrowhead structure.
-
-class NewtonReport(NamedTuple):
-    r"""What the Newton optimiser did.
-
-    Attributes
-    ----------
-    converged : bool
-        Whether the scale-aware Newton step fell below ``tol``.
-    iterations : int
-        Newton iterations (one structured Hessian each).
-    num_hvps_per_hessian : int
-        Hessian-vector products per Hessian (the verification probe of the
-        first iteration not counted).
-    num_fun_evals : int
-        Objective+gradient evaluations (line search included).
-    objective : float
-        Final value.
-    grad_norm : float
-        Final ``max |gradient|``.
-    step_norm : float
-        ``max |Newton step|`` of the last iteration (before it was taken).
-    message : str
-    """
-    converged: bool
-    iterations: int
-    num_hvps_per_hessian: int
-    num_fun_evals: int
-    objective: float
-    grad_norm: float
-    step_norm: float
-    message: str
-
-
-def _shifted(hess: ArrowheadHessian, shift: float) -> ArrowheadHessian:
-    """``hess + shift * I`` (same structure)."""
-    g, m = hess.n_global, hess.n_local
-    return ArrowheadHessian(hess.global_block + shift * onp.eye(g),
-                            hess.cross_blocks,
-                            hess.local_blocks + shift * onp.eye(m),
-                            hess.global_inds, hess.local_inds)
-
-
-def _damped_step(hess: ArrowheadHessian, grad: onp.ndarray,
-                 damping: float) -> Tuple[onp.ndarray, float]:
-    """Newton step ``-(H + damping I)^-1 grad``, raising the damping until
-    the shifted Hessian is positive definite."""
-    scale = max(float(onp.max(onp.abs(onp.diagonal(hess.global_block)))),
-                float(onp.max(onp.abs(hess.local_blocks))), 1.0)
-    while True:
-        try:
-            shifted = hess if damping == 0.0 else _shifted(hess, damping)
-            return -shifted.solve(grad), damping
-        except ValueError:
-            damping = max(10.0 * damping, 1e-8 * scale)
-            if damping > 1e12 * scale:
-                raise
-
-
-def _newton(objective: GLMMObjective, x0: onp.ndarray, tol: float,
-            max_iter: int, max_step: float = 5.0
-            ) -> Tuple[onp.ndarray, NewtonReport]:
-    r"""Damped Newton with a backtracking (Armijo) line search.
-
-    Each iteration: one structured Hessian (``objective.num_hvps`` HVPs),
-    one Schur-complement solve (with a Levenberg shift only when the Hessian
-    is not positive definite) and a few objective evaluations.  Converged
-    when ``max |step| <= tol * max(1, max |x|)``; that last step is taken.
-    """
-    value_and_grad = autograd.value_and_grad(objective)
-    x = x0.copy()
-    f, g = value_and_grad(x)
-    evals, step_norm = 1, onp.inf
-    message = f"reached max_iter={max_iter}"
-    converged = False
-    for iteration in range(1, max_iter + 1):
-        hess = objective.hessian(x, verify=(iteration == 1))
-        step, damping = _damped_step(hess, g, 0.0)
-        step_norm = float(onp.max(onp.abs(step)))
-        scale = max(1.0, float(onp.max(onp.abs(x))))
-        small = step_norm <= tol * scale and damping == 0.0
-        t = min(1.0, max_step / step_norm) if step_norm > 0 else 1.0
-        slope = float(g @ step)
-        allowance = 1e3 * onp.finfo(float).eps * max(1.0, abs(f))
-        while True:
-            x_new = x + t * step
-            f_new, g_new = value_and_grad(x_new)
-            evals += 1
-            if onp.isfinite(f_new) and onp.all(onp.isfinite(g_new)) and (
-                    f_new <= f + 1e-4 * t * slope + allowance):
-                break
-            t *= 0.5
-            if t < 1e-10:
-                message = "line search failed to decrease the objective"
-                return x, NewtonReport(False, iteration, objective.num_hvps,
-                                       evals, float(f),
-                                       float(onp.max(onp.abs(g))), step_norm,
-                                       message)
-        x, f, g = x_new, f_new, g_new
-        if small:
-            converged = True
-            message = (f"converged: Newton step {step_norm:.3g} <= tol * "
-                       f"scale = {tol * scale:.3g}")
-            break
-    return x, NewtonReport(converged, iteration, objective.num_hvps, evals,
-                           float(f), float(onp.max(onp.abs(g))), step_norm,
-                           message)
-
-
-# ----------------------------------------------------------------------
 # Fit and linear-response covariances.
 
 class GLMMFit:
@@ -728,16 +552,6 @@ def _moment_jacobian(objective: GLMMObjective,
     return sp.csr_array(flat_jac @ unfree)
 
 
-def _check_fit_args(tol: Any, max_iter: Any, compute_lr: Any) -> None:
-    if not (isinstance(tol, (int, float, onp.floating)) and onp.isfinite(tol)
-            and 0 < tol < 1):
-        raise ValueError(f"tol must be a number in (0, 1); got {tol!r}.")
-    _check_count(max_iter, "max_iter", 1)
-    if not isinstance(compute_lr, (bool, onp.bool_)):
-        raise TypeError(f"compute_lr must be True or False; got "
-                        f"{compute_lr!r}.")
-
-
 def fit(data: GLMMData, *, prior: Any = None,
         num_quadrature: int = DEFAULT_NUM_QUADRATURE, init_par: Any = None,
         tol: float = 1e-8, max_iter: int = 50,
@@ -792,17 +606,20 @@ def fit(data: GLMMData, *, prior: Any = None,
     from refold.models.lr_covariance import LinearResponseCovariances
 
     start = time.perf_counter()
-    _check_fit_args(tol, max_iter, compute_lr)
+    tol = check_tol(tol)
+    max_iter = check_int(max_iter, "max_iter", 1)
+    compute_lr = check_bool(compute_lr, "compute_lr")
     objective = GLMMObjective(data, prior, num_quadrature)
     dim = objective.pattern.flat_length(True)
     if init_par is None:
         x0 = objective.initial_free_par()
     else:
-        x0 = _real_array(init_par, "init_par", 1)
+        x0 = real_array(init_par, "init_par", 1)
         if x0.shape != (dim,):
             raise ValueError(f"init_par must have shape ({dim},); got "
                              f"{x0.shape}.")
-    opt_par, report = _newton(objective, x0, float(tol), int(max_iter))
+    opt_par, report = arrowhead_newton(objective, x0, objective.local_inds,
+                                       tol=tol, max_iter=max_iter)
     timings = {"mfvb": time.perf_counter() - start}
 
     out = GLMMFit()

@@ -26,20 +26,13 @@ Hessian :meth:`LinearResponseCovariances.get_lr_covariance_blocks` returns the
 global block and every group's diagonal block from the Schur complement in
 :math:`O(T m^2 (m + g) + T m g^2 + g^3)`.
 
-Moment Jacobians: reverse versus forward mode
----------------------------------------------
-``autograd.jacobian`` (reverse mode) costs one backward sweep per moment
-(row of :math:`J`); forward mode costs one forward pass per input direction.
-With ``K`` moments and ``D`` parameters the dense path uses whichever is
-fewer.  When each moment depends on few parameters (a block-local moment
-map, e.g. :math:`\mathbb{E}_q[u_t^2]` depends only on group ``t``'s mean and
-scale) the columns of :math:`J` can be *coloured*: columns that never share
-a row get one colour, the forward derivative along the sum of their unit
-vectors gives them all at once, and a handful of forward passes recover all
-``K`` rows -- :func:`colour_moment_jacobian` and
-``get_moment_jacobian(..., colouring=...)``.  The result is checked against
-one forward pass in a random direction, so a wrong sparsity pattern raises
-instead of returning a wrong Jacobian.
+Moment Jacobians come from :mod:`refold.models.moment_jacobian` (reverse or
+forward mode, or coloured forward mode for block-local moments), the
+arrowhead blocks from :mod:`refold.models.lr_blocks`;
+:class:`~refold.models.moment_jacobian.MomentJacobianColouring`,
+:func:`~refold.models.moment_jacobian.colour_moment_jacobian` and
+:class:`~refold.models.lr_blocks.LRCovarianceBlocks` are also importable
+from here.
 
 Differences from vittles 0.173
 ------------------------------
@@ -65,468 +58,35 @@ Differences from vittles 0.173
 """
 from __future__ import annotations
 
-import warnings
-from typing import Any, Callable, Mapping, NamedTuple, Optional, Union
+from typing import Any, Callable, Mapping, Optional, Union
 
 import autograd
 import numpy as np
 import scipy.sparse as sps
 
+from refold.models._lr_checks import (arrowhead_inds, as_moment_jacobian,
+                                      as_opt_par, first_bad, given_hessian,
+                                      in_context)
+from refold.models.lr_blocks import LRCovarianceBlocks, _lr_blocks
+from refold.models.moment_jacobian import (MomentJacobianColouring,
+                                           _coloured_jacobian,
+                                           _dense_jacobian,
+                                           colour_moment_jacobian)
 from refold.sensitivity.arrowhead import ArrowheadHessian
-from refold.sensitivity.colouring import HessianColouring, colour_columns
+from refold.sensitivity.colouring import HessianColouring
 from refold.sensitivity.hvp import make_hvp_at
 from refold.sensitivity.optimum import validate_optimum as _validate_optimum
 from refold.sensitivity.solvers import SOLVER_KINDS, LinearSolver, as_solver
-from refold.sensitivity.sparse_hessian import (ArrowheadBlocks,
-                                               SparseBlockHessian,
+from refold.sensitivity.sparse_hessian import (SparseBlockHessian,
                                                sparse_hessian)
 
+# MomentJacobianColouring, colour_moment_jacobian and LRCovarianceBlocks live
+# in their own modules; they are re-exported here, their historical home.
 __all__ = ["LinearResponseCovariances", "LRCovarianceBlocks",
            "MomentJacobianColouring", "colour_moment_jacobian"]
 
 SolverSpec = Union[None, str, Callable[[np.ndarray], np.ndarray]]
 _COMPUTED = "the Hessian of objective_fun at opt_par_value"
-_EPS = float(np.finfo(np.float64).eps)
-
-
-# ----------------------------------------------------------------------------
-# Input checks
-# ----------------------------------------------------------------------------
-def _check_real(dtype, name: str) -> None:
-    if dtype == object or dtype == bool or not (
-            np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)):
-        raise TypeError(f"{name} must be a real numeric array; got dtype {dtype}")
-
-
-def _first_bad(arr: np.ndarray) -> str:
-    where = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
-    return f"{list(where)} = {arr[where]}"
-
-
-def _as_opt_par(value: Any, name: str = "opt_par_value") -> np.ndarray:
-    """A finite 1-d float64 copy of ``value``."""
-    if sps.issparse(value):
-        raise TypeError(f"{name} must be a dense 1-d array; got a sparse matrix")
-    arr = np.asarray(value)
-    _check_real(arr.dtype, name)
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"{name} must be a non-empty 1-d array (the flat free "
-                         f"parameter); got shape {arr.shape}")
-    arr = np.array(arr, dtype=np.float64)
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} must be finite; {name}{_first_bad(arr)}")
-    return arr
-
-
-def _as_moment_jacobian(jac: Any, name: str, dim: int):
-    """A validated float64 copy: ndarray or scipy.sparse CSR, shape (K, dim)."""
-    hint = (f"a 2-d array of shape (K, {dim}): one row per moment, one column "
-            f"per coordinate of opt_par_value")
-    if sps.issparse(jac):
-        _check_real(jac.dtype, name)
-        if jac.ndim != 2 or jac.shape[1] != dim:
-            raise ValueError(f"{name} must be {hint}; got shape {jac.shape}")
-        out = sps.csr_array(jac, dtype=np.float64, copy=True)
-        if not np.isfinite(out.data).all():
-            coo = out.tocoo()
-            k = int(np.flatnonzero(~np.isfinite(coo.data))[0])
-            raise ValueError(f"{name} must be finite; {name}[{coo.row[k]}, "
-                             f"{coo.col[k]}] = {coo.data[k]}")
-        return out
-    arr = np.asarray(jac)
-    _check_real(arr.dtype, name)
-    if arr.ndim != 2 or arr.shape[1] != dim:
-        extra = (f" (for a single moment pass {name}[None, :])"
-                 if arr.ndim == 1 and arr.size == dim else "")
-        raise ValueError(f"{name} must be {hint}; got shape {arr.shape}{extra}")
-    arr = np.array(arr, dtype=np.float64)
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} must be finite; {name}{_first_bad(arr)}")
-    return arr
-
-
-def _given_hessian(h: Any, dim: int, full_check: bool):
-    """Validate ``hessian_at_opt``; return a copy (ndarray, CSR or arrowhead).
-
-    The shape is always checked.  With ``full_check`` (paths where no
-    factorisation will check it) also finiteness and symmetry.
-    """
-    name = "hessian_at_opt"
-    if isinstance(h, ArrowheadBlocks):
-        h = ArrowheadHessian(*h, name=name)
-    if isinstance(h, ArrowheadHessian):
-        if h.dim != dim:
-            raise ValueError(f"{name} must have shape ({dim}, {dim}) to match "
-                             f"opt_par_value; got shape {h.shape}")
-        return h
-    if sps.issparse(h):
-        _check_real(h.dtype, name)
-        out = sps.csr_array(h, dtype=np.float64, copy=True)
-    else:
-        try:
-            out = np.array(h, dtype=None)
-        except Exception as err:  # ragged nested lists
-            raise TypeError(f"{name} must be a square numeric matrix; got "
-                            f"{type(h).__name__} ({err})") from None
-        _check_real(out.dtype, name)
-        out = out.astype(np.float64)
-    if out.shape != (dim, dim):
-        raise ValueError(f"{name} must have shape ({dim}, {dim}) to match "
-                         f"opt_par_value of length {dim}; got shape {out.shape}")
-    if full_check:
-        data = out.data if sps.issparse(out) else out
-        if not np.isfinite(data).all():
-            raise ValueError(f"{name} must be finite; it has NaN or inf entries")
-        scale = float(np.max(np.abs(data), initial=0.0))
-        gap = abs(out - out.T)
-        worst = float(gap.max()) if (gap.nnz if sps.issparse(gap) else gap.size) \
-            else 0.0
-        if worst > np.sqrt(_EPS) * scale:
-            raise ValueError(f"{name} is not symmetric: max |{name} - {name}.T| ="
-                             f" {worst:.3g} exceeds sqrt(eps) * max|{name}| = "
-                             f"{np.sqrt(_EPS) * scale:.3g}")
-    return out
-
-
-def _in_context(err: Exception, what: str) -> ValueError:
-    msg = str(err).replace(" (mat_times_vec)", "").replace(
-        " (pass verify=False to skip this check)", "")
-    if "hessian_at_opt" not in msg:
-        msg = f"{what}: {msg}"
-    if "on_failure=" in msg:
-        msg += " Here, pass it as solver_options={'on_failure': ...}."
-    return ValueError(msg)
-
-
-def _index_array(value: Any, name: str, ndim: int) -> np.ndarray:
-    arr = np.asarray(value)
-    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
-        raise TypeError(f"{name} must be an integer index array; got dtype "
-                        f"{arr.dtype}")
-    if arr.ndim != ndim:
-        shape = "(g,)" if ndim == 1 else "(T, m)"
-        raise ValueError(f"{name} must have shape {shape}; got {arr.shape}")
-    return arr.astype(np.intp)
-
-
-def _arrowhead_inds(global_inds: Any, local_inds: Any, dim: int):
-    li = _index_array(local_inds, "local_inds", 2)
-    if global_inds is None:
-        gi = np.setdiff1d(np.arange(dim), li.ravel())
-    else:
-        gi = _index_array(global_inds, "global_inds", 1)
-    return gi, li
-
-
-# ----------------------------------------------------------------------------
-# Coloured (forward-mode) moment Jacobians
-# ----------------------------------------------------------------------------
-class MomentJacobianColouring:
-    r"""A column colouring of a moment Jacobian's sparsity pattern.
-
-    Columns of one colour never share a row, so one forward-mode pass along
-    the sum of their unit vectors gives all of them.  Build with
-    :func:`colour_moment_jacobian` and reuse across evaluations.
-
-    Attributes
-    ----------
-    pattern : scipy.sparse.csr_array of bool, shape (K, D)
-        The possible nonzeros of :math:`J`.
-    colours : numpy.ndarray of int, shape (D,)
-    num_colours : int
-        The number of forward passes (plus one verification probe).
-    """
-
-    def __init__(self, pattern: sps.csr_array, colours: np.ndarray):
-        self.pattern = pattern
-        self.colours = np.asarray(colours, dtype=np.intp)
-        self.num_colours = int(self.colours.max()) + 1 if self.colours.size else 0
-
-    @property
-    def shape(self) -> tuple:
-        """``(K, D)``."""
-        return self.pattern.shape
-
-    def directions(self) -> np.ndarray:
-        """Indicator directions, shape (D, num_colours)."""
-        out = np.zeros((self.shape[1], self.num_colours))
-        out[np.arange(self.shape[1]), self.colours] = 1.0
-        return out
-
-    def __repr__(self) -> str:
-        return (f"MomentJacobianColouring(shape={self.shape}, nnz="
-                f"{self.pattern.nnz}, num_colours={self.num_colours})")
-
-
-def colour_moment_jacobian(sparsity: Any, dim: Optional[int] = None
-                           ) -> MomentJacobianColouring:
-    r"""Colour the columns of a moment Jacobian's sparsity pattern.
-
-    Parameters
-    ----------
-    sparsity : scipy.sparse matrix, bool array or int array
-        Either the pattern of possible nonzeros of :math:`J` (a scipy.sparse
-        matrix or a boolean array of shape ``(K, D)``), or an integer array
-        of shape ``(K, r)`` whose row ``k`` lists the coordinates moment
-        ``k`` depends on (``-1`` entries are padding and ignored).
-    dim : int, optional
-        ``D``; required for an integer index array, checked otherwise.
-
-    Returns
-    -------
-    MomentJacobianColouring
-
-    Examples
-    --------
-    Moments :math:`m_t^2 + e^{2 s_t}` of ``T`` groups with means at
-    ``0..T-1`` and log-sds at ``T..2T-1`` need two colours:
-
-    >>> import numpy as np
-    >>> T = 1000
-    >>> deps = np.stack([np.arange(T), T + np.arange(T)], axis=1)
-    >>> colour_moment_jacobian(deps, dim=2 * T).num_colours
-    2
-    """
-    if isinstance(sparsity, MomentJacobianColouring):
-        pattern = sparsity.pattern
-    elif sps.issparse(sparsity):
-        if sparsity.ndim != 2:
-            raise ValueError(f"sparsity must be 2-d (K, D); got {sparsity.shape}")
-        pattern = sps.csr_array(sparsity != 0, dtype=bool)
-    else:
-        arr = np.asarray(sparsity)
-        if arr.dtype == bool:
-            if arr.ndim != 2:
-                raise ValueError(f"sparsity must be a 2-d boolean pattern (K, D);"
-                                 f" got shape {arr.shape}")
-            pattern = sps.csr_array(arr)
-        elif np.issubdtype(arr.dtype, np.integer):
-            if dim is None:
-                raise TypeError("an integer sparsity is read as an index array "
-                                "(K, r) of the coordinates each moment depends "
-                                "on; pass dim=D (or give a boolean pattern)")
-            if arr.ndim == 1:
-                arr = arr[:, None]
-            if arr.ndim != 2:
-                raise ValueError(f"sparsity as an index array must have shape "
-                                 f"(K, r); got {arr.shape}")
-            if arr.size and (arr.max() >= dim or arr.min() < -1):
-                bad = arr.max() if arr.max() >= dim else arr.min()
-                raise ValueError(f"sparsity indices must lie in [0, {dim}) (or "
-                                 f"be -1 for padding); got {bad}")
-            rows = np.broadcast_to(np.arange(arr.shape[0])[:, None], arr.shape)
-            keep = arr >= 0
-            pattern = sps.csr_array(
-                (np.ones(int(keep.sum()), dtype=bool), (rows[keep], arr[keep])),
-                shape=(arr.shape[0], dim))
-        else:
-            raise TypeError(f"sparsity must be a scipy.sparse matrix, a boolean "
-                            f"pattern or an integer index array; got dtype "
-                            f"{arr.dtype}")
-    if dim is not None and pattern.shape[1] != dim:
-        raise ValueError(f"sparsity must have {dim} columns (the length of "
-                         f"opt_par_value); got shape {pattern.shape}")
-    pattern = pattern.astype(bool)
-    pattern.sum_duplicates()
-    pattern.eliminate_zeros()
-    pattern.sort_indices()
-    if isinstance(sparsity, MomentJacobianColouring):
-        return sparsity
-    return MomentJacobianColouring(pattern, colour_columns(pattern))
-
-
-def _jvp_or_raise(jvp: Callable, direction: np.ndarray, num: Optional[int]):
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "Output seems independent of input")
-        try:
-            value, tangent = jvp(direction)
-        except NotImplementedError as err:
-            raise ValueError(
-                f"calculate_moments uses an operation without a forward-mode "
-                f"derivative in autograd ({err}); pass colouring=None (reverse "
-                f"mode) or supply the moment Jacobian yourself") from err
-    value = np.asarray(value)
-    if value.ndim > 1:
-        raise ValueError(f"calculate_moments must return a 1-d array of moments;"
-                         f" got shape {value.shape}")
-    tangent = np.broadcast_to(np.asarray(tangent, dtype=float), value.shape)
-    if num is not None and tangent.size != num:
-        raise ValueError(f"calculate_moments returned {tangent.size} moments but "
-                         f"the colouring (sparsity pattern) has {num} rows")
-    return tangent.reshape(-1)
-
-
-def _coloured_jacobian(fun: Callable, par: np.ndarray,
-                       colouring: MomentJacobianColouring,
-                       verify: bool) -> sps.csr_array:
-    """Sparse Jacobian from ``num_colours`` forward passes (+1 probe)."""
-    num, dim = colouring.shape
-    jvp = autograd.make_jvp(fun)(par)
-    dirs = colouring.directions()
-    pattern = colouring.pattern
-    products = np.empty((num, dirs.shape[1]))
-    for c in range(dirs.shape[1]):      # one forward pass per colour
-        products[:, c] = _jvp_or_raise(jvp, dirs[:, c], num)
-    rows = np.repeat(np.arange(num), np.diff(pattern.indptr))
-    values = products[rows, colouring.colours[pattern.indices]]
-    jac = sps.csr_array((values, pattern.indices.copy(), pattern.indptr.copy()),
-                        shape=(num, dim))
-    if not np.isfinite(values).all():
-        k = int(np.flatnonzero(~np.isfinite(values))[0])
-        raise ValueError(f"the Jacobian of calculate_moments is not finite at "
-                         f"opt_par_value: entry [{rows[k]}, "
-                         f"{pattern.indices[k]}] = {values[k]}")
-    if verify and num:
-        probe = np.random.default_rng(0).standard_normal(dim)
-        true = _jvp_or_raise(jvp, probe, num)
-        approx = jac @ probe
-        tol = np.sqrt(_EPS) * (abs(jac) @ np.abs(probe) + np.abs(true))
-        tol += _EPS * max(float(np.max(tol, initial=0.0)), 1e-300)
-        gap = np.abs(approx - true)
-        if not (gap <= tol).all():
-            i = int(np.argmax(gap - tol))
-            raise ValueError(
-                f"calculate_moments depends on coordinates outside the sparsity "
-                f"pattern of colouring: moment {i} times a random probe differs "
-                f"from the forward-mode derivative by {gap[i]:.3g} (tolerance "
-                f"{tol[i]:.3g}); add the missing coordinates of row {i} to the "
-                f"pattern (or pass verify=False)")
-    return jac
-
-
-def _dense_jacobian(fun: Callable, par: np.ndarray) -> np.ndarray:
-    """Dense Jacobian by reverse mode (K <= D) or forward mode (K > D)."""
-    dim = par.size
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "Output seems independent of input")
-        vjp, ans = autograd.make_vjp(fun)(par)       # one trace of the moments
-    ans = np.asarray(ans)
-    if ans.ndim > 1:
-        raise ValueError(f"calculate_moments must return a 1-d array of moments;"
-                         f" got shape {ans.shape}")
-    num = ans.size
-    if num > dim:                    # fewer passes in forward mode
-        try:
-            jvp = autograd.make_jvp(fun)(par)
-            eye = np.eye(dim)
-            cols = [_jvp_or_raise(jvp, eye[j], num) for j in range(dim)]
-            return np.stack(cols, axis=1)
-        except ValueError as err:
-            if not isinstance(err.__cause__, NotImplementedError):
-                raise
-    eye = np.eye(num)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "Output seems independent of input")
-        rows = [np.broadcast_to(np.asarray(vjp(eye[k].reshape(ans.shape)),
-                                           dtype=float), (dim,))
-                for k in range(num)]        # one backward sweep per moment
-    return np.stack(rows, axis=0) if rows else np.zeros((0, dim))
-
-
-# ----------------------------------------------------------------------------
-# Arrowhead blocks of J H^-1 J^T
-# ----------------------------------------------------------------------------
-class LRCovarianceBlocks(NamedTuple):
-    r"""Blocks of an LR covariance under global/local (arrowhead) structure.
-
-    Attributes
-    ----------
-    global_cov : ndarray, shape (p, p)
-        LR covariance of the moments that depend on globals only.
-    local_covs : ndarray, shape (T, r, r)
-        ``local_covs[t]``: LR covariance of group ``t``'s moments (those that
-        depend on group ``t``'s locals, and possibly the globals).
-    cross_covs : ndarray, shape (T, p, r)
-        ``cross_covs[t]``: LR covariance of the global moments with group
-        ``t``'s moments.
-    global_moments : ndarray of int, shape (p,)
-        The rows of the moment Jacobian (for identity moments: the
-        coordinates of ``opt_par``) of the global moments.
-    local_moments : ndarray of int, shape (T, r)
-        Row ``t`` holds group ``t``'s moment rows (coordinates).
-    """
-    global_cov: np.ndarray
-    local_covs: np.ndarray
-    cross_covs: np.ndarray
-    global_moments: np.ndarray
-    local_moments: np.ndarray
-
-
-def _split_rows(jac: sps.csr_array, gi: np.ndarray, li: np.ndarray, name: str):
-    """Classify the moment rows by group; gather their stacked blocks."""
-    num, dim = jac.shape
-    g, (T, m) = gi.size, li.shape
-    coo = jac.tocoo()
-    keep = coo.data != 0
-    row, col, val = coo.row[keep], coo.col[keep], coo.data[keep]
-    group = np.full(dim, -1)
-    group[li] = np.arange(T)[:, None]
-    slot = np.zeros(dim, dtype=np.intp)
-    slot[li] = np.arange(m)[None, :]
-    gpos = np.zeros(dim, dtype=np.intp)
-    gpos[gi] = np.arange(g)
-    grp = group[col]
-    loc = grp >= 0
-    gmax = np.full(num, -1)
-    gmin = np.full(num, T)
-    np.maximum.at(gmax, row[loc], grp[loc])
-    np.minimum.at(gmin, row[loc], grp[loc])
-    bad = (gmax >= 0) & (gmin != gmax)
-    if bad.any():
-        k = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"{name} row {k} depends on the locals of groups "
-                         f"{gmin[k]} and {gmax[k]}; blocks of the LR covariance "
-                         f"need each moment to depend on the globals and at "
-                         f"most one group (use get_lr_covariance_from_jacobians "
-                         f"for such moments)")
-    global_rows = np.flatnonzero(gmax < 0)
-    counts = np.bincount(gmax[gmax >= 0], minlength=T)
-    if T and (counts != counts[0]).any():
-        t = int(np.flatnonzero(counts != counts[0])[0])
-        raise ValueError(f"{name} must give every group the same number of "
-                         f"moments; group 0 has {counts[0]} and group {t} has "
-                         f"{counts[t]}")
-    r = int(counts[0]) if T else 0
-    local_rows = np.flatnonzero(gmax >= 0)
-    local_rows = local_rows[np.argsort(gmax[local_rows], kind="stable")]
-    local_moments = local_rows.reshape(T, r)
-    p = global_rows.size
-    pslot = np.zeros(num, dtype=np.intp)
-    pslot[global_rows] = np.arange(p)
-    rslot = np.zeros(num, dtype=np.intp)
-    rslot[local_moments] = np.arange(r)[None, :]
-
-    def scatter(mask, lin, size):
-        return np.bincount(lin[mask], weights=val[mask], minlength=size)
-    is_global_row = gmax[row] < 0
-    jg = scatter(is_global_row, pslot[row] * g + gpos[col], p * g).reshape(p, g)
-    trow, irow = gmax[row], rslot[row]
-    a = scatter(~is_global_row & loc, (trow * r + irow) * m + slot[col],
-                T * r * m).reshape(T, r, m)
-    b = scatter(~is_global_row & ~loc, (trow * r + irow) * g + gpos[col],
-                T * r * g).reshape(T, r, g)
-    return jg, a, b, global_rows, local_moments
-
-
-def _lr_blocks(arrow: ArrowheadHessian, jac, name: str) -> LRCovarianceBlocks:
-    hgg = arrow.inverse_global_block()            # (g, g)
-    hgt = arrow.inverse_cross_blocks()            # (T, g, m) = (H^-1)_{g,t}
-    htt = arrow.inverse_local_blocks()            # (T, m, m)
-    gi, li = arrow.global_inds, arrow.local_inds
-    if jac is None:
-        return LRCovarianceBlocks(hgg, htt, hgt, gi, li)
-    jg, a, b, global_rows, local_moments = _split_rows(jac, gi, li, name)
-    # x[t] = A_t (H^-1)_tt + B_t (H^-1)_gt,  y[t] = A_t (H^-1)_tg + B_t (H^-1)_gg
-    T, r, g = b.shape
-    x = a @ htt + b @ hgt
-    y = a @ hgt.transpose(0, 2, 1) + (b.reshape(T * r, g) @ hgg).reshape(T, r, g)
-    local = x @ a.transpose(0, 2, 1) + y @ b.transpose(0, 2, 1)
-    local = 0.5 * (local + local.transpose(0, 2, 1))
-    glob = jg @ hgg @ jg.T
-    cross = (y.reshape(T * r, g) @ jg.T).reshape(T, r, jg.shape[0]).transpose(
-        0, 2, 1)
-    return LRCovarianceBlocks(0.5 * (glob + glob.T), local, cross, global_rows,
-                              local_moments)
 
 
 # ----------------------------------------------------------------------------
@@ -677,7 +237,7 @@ class LinearResponseCovariances:
         """The Hessian at ``par`` in the structure the solver will use."""
         structure = self._structure
         if kind == "arrowhead" and "local_inds" in options:
-            structure = ("arrowhead",) + _arrowhead_inds(
+            structure = ("arrowhead",) + arrowhead_inds(
                 options.get("global_inds"), options["local_inds"], par.size)
         elif "sparsity" in options:
             structure = ("sparse", options["sparsity"])
@@ -705,7 +265,7 @@ class LinearResponseCovariances:
         dim = par.size
         options = dict(options)
         if callable(spec):
-            hess = None if hessian is None else _given_hessian(hessian, dim, True)
+            hess = None if hessian is None else given_hessian(hessian, dim, True)
             arrow = hess if isinstance(hess, ArrowheadHessian) else None
             return as_solver(spec, dim=dim, **options), hess, arrow
         kind = spec if spec is not None else ("cholesky" if factorize else "cg")
@@ -720,14 +280,14 @@ class LinearResponseCovariances:
                 raise TypeError(f"solver kind 'arrowhead' does not take "
                                 f"option(s) {extra}; it takes {sorted(own)}")
         if given:
-            hess = _given_hessian(hessian, dim, full_check=kind == "cg")
+            hess = given_hessian(hessian, dim, full_check=kind == "cg")
         elif kind == "cg":
             hess = None
         else:
             try:
                 hess = self._compute_hessian(par, kind, options)
             except ValueError as err:
-                raise _in_context(err, _COMPUTED) from err
+                raise in_context(err, _COMPUTED) from err
         try:
             if kind == "cg":
                 if hess is None:
@@ -744,8 +304,8 @@ class LinearResponseCovariances:
                         raise TypeError("solver='arrowhead' with a matrix "
                                         "hessian_at_opt needs solver_options="
                                         "{'local_inds': (T, m) array}")
-                    gi, li = _arrowhead_inds(options.get("global_inds"),
-                                             options["local_inds"], dim)
+                    gi, li = arrowhead_inds(options.get("global_inds"),
+                                            options["local_inds"], dim)
                     arrow = ArrowheadHessian.from_sparse(hess, gi, li, name=name)
                 solver = arrow.solver(on_failure=options.get("on_failure", "raise"))
                 return solver, hess, (arrow if solver.kind == "arrowhead" else None)
@@ -760,11 +320,11 @@ class LinearResponseCovariances:
                              and solver.kind == "arrowhead") else None
             return solver, hess, arrow
         except ValueError as err:
-            raise _in_context(err, what) from err
+            raise in_context(err, what) from err
 
     def _set_base(self, opt_par_value, hessian, factorize, validate, tol,
                   solver, solver_options, opt_out) -> None:
-        par = _as_opt_par(opt_par_value)
+        par = as_opt_par(opt_par_value)
         if self._par is not None and par.size != self._par.size:
             raise ValueError(f"opt_par_value must have length {self._par.size} "
                              f"(as at construction); got {par.size}")
@@ -801,7 +361,7 @@ class LinearResponseCovariances:
                 try:
                     return solver_fun(b)
                 except ValueError as err:
-                    raise _in_context(err, "the Hessian at opt_par_value") from err
+                    raise in_context(err, "the Hessian at opt_par_value") from err
             _validate_optimum(grad, solve, par, tol=tol, name="opt_par_value",
                               opt_out=opt_out)
         # Commit only after everything succeeded.
@@ -872,7 +432,7 @@ class LinearResponseCovariances:
         try:
             return np.asarray(self._solver(rhs), dtype=float).reshape(rhs.shape)
         except ValueError as err:
-            raise _in_context(err, "the Hessian at opt_par_value") from err
+            raise in_context(err, "the Hessian at opt_par_value") from err
 
     def get_moment_jacobian(self, calculate_moments: Callable, sparse: bool = False,
                             colouring: Any = None, *, verify: bool = True):
@@ -918,7 +478,7 @@ class LinearResponseCovariances:
         jac = _dense_jacobian(calculate_moments, par)
         if not np.isfinite(jac).all():
             raise ValueError(f"the Jacobian of calculate_moments is not finite at "
-                             f"opt_par_value; entry {_first_bad(jac)}")
+                             f"opt_par_value; entry {first_bad(jac)}")
         return sps.csr_array(jac) if sparse else jac
 
     def get_lr_covariance_from_jacobians(self, moment_jacobian1: Any,
@@ -940,10 +500,10 @@ class LinearResponseCovariances:
             Exactly symmetric when both arguments are the same object.
         """
         dim = self._par.size
-        j1 = _as_moment_jacobian(moment_jacobian1, "moment_jacobian1", dim)
+        j1 = as_moment_jacobian(moment_jacobian1, "moment_jacobian1", dim)
         same = moment_jacobian2 is moment_jacobian1
-        j2 = j1 if same else _as_moment_jacobian(moment_jacobian2,
-                                                 "moment_jacobian2", dim)
+        j2 = j1 if same else as_moment_jacobian(moment_jacobian2,
+                                                "moment_jacobian2", dim)
         if j1.shape[0] < j2.shape[0]:
             rhs = j1.T.toarray() if sps.issparse(j1) else j1.T
             return np.asarray(j2 @ self._solve(np.ascontiguousarray(rhs))).T.copy()
@@ -978,7 +538,7 @@ class LinearResponseCovariances:
                     "an ArrowheadHessian, or pass local_inds= (and global_inds=) "
                     "here")
             return self._arrowhead
-        gi, li = _arrowhead_inds(global_inds, local_inds, self._par.size)
+        gi, li = arrowhead_inds(global_inds, local_inds, self._par.size)
         arrow = self._arrowhead
         if arrow is not None and np.array_equal(arrow.global_inds, gi) and \
                 np.array_equal(arrow.local_inds, li):
@@ -995,7 +555,7 @@ class LinearResponseCovariances:
                 arrow = ArrowheadHessian.from_sparse(hess, gi, li,
                                                      name="hessian_at_opt")
         except ValueError as err:
-            raise _in_context(err, _COMPUTED) from err
+            raise in_context(err, _COMPUTED) from err
         self._arrowhead = arrow
         return arrow
 
@@ -1045,12 +605,12 @@ class LinearResponseCovariances:
         arrow = self._arrowhead_for(global_inds, local_inds)
         jac = None
         if moment_jacobian is not None:
-            jac = _as_moment_jacobian(moment_jacobian, "moment_jacobian",
-                                      self._par.size)
+            jac = as_moment_jacobian(moment_jacobian, "moment_jacobian",
+                                     self._par.size)
             jac = sps.csr_array(jac)
         try:
             return _lr_blocks(arrow, jac, "moment_jacobian")
         except ValueError as err:
             if str(err).startswith("moment_jacobian"):
                 raise
-            raise _in_context(err, "the Hessian at opt_par_value") from err
+            raise in_context(err, "the Hessian at opt_par_value") from err

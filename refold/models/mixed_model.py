@@ -51,6 +51,10 @@ import autograd.numpy as np
 import numpy as onp
 import scipy.sparse as sp
 
+from refold.models._data import (check_design, check_init, check_int,
+                                 check_positive, check_tol, group_index,
+                                 real_array, resolve_rng)
+from refold.models._em_fit import em_summary, iterate_em
 from refold.models.em_covariance import EMCovariance
 from refold.patterns.containers import PatternArray, PatternDict
 from refold.patterns.numeric import NumericArrayPattern, NumericScalarPattern
@@ -60,77 +64,6 @@ __all__ = ["MixedModelData", "MixedModelFit", "simulate", "fit",
            "marginal_log_likelihood", "negative_em_objective"]
 
 _LOG_2PI = float(onp.log(2 * onp.pi))
-
-
-# ----------------------------------------------------------------------
-# Checks.
-
-def _check_int(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, (bool, onp.bool_)) or not isinstance(
-            value, (int, onp.integer)):
-        raise TypeError("{}: expected an int, got {!r}".format(name, value))
-    if value < minimum:
-        raise ValueError("{}: expected an int >= {}, got {}".format(
-            name, minimum, value))
-    return int(value)
-
-
-def _check_positive(value: Any, name: str) -> float:
-    if isinstance(value, (bool, onp.bool_)):
-        raise TypeError("{}: expected a positive number, got {!r}".format(
-            name, value))
-    try:
-        out = float(onp.reshape(onp.asarray(value, dtype=float), ()))
-    except (TypeError, ValueError):
-        raise TypeError("{}: expected a positive number, got {!r}".format(
-            name, value)) from None
-    if not (onp.isfinite(out) and out > 0):
-        raise ValueError("{}: expected a positive finite number, got "
-                         "{!r}".format(name, value))
-    return out
-
-
-def _resolve_rng(rng: Any) -> onp.random.Generator:
-    if rng is None:
-        return onp.random.default_rng()
-    if isinstance(rng, onp.random.Generator):
-        return rng
-    if isinstance(rng, (int, onp.integer)) and not isinstance(rng, bool):
-        return onp.random.default_rng(int(rng))
-    raise TypeError("rng: expected None, an int seed or a "
-                    "numpy.random.Generator, got {}".format(
-                        type(rng).__name__))
-
-
-def _real_array(value: Any, name: str, ndim: int) -> onp.ndarray:
-    arr = onp.asarray(value)
-    if arr.dtype == object or arr.dtype.kind not in "biuf":
-        raise TypeError("{}: expected real numbers, got dtype {}".format(
-            name, arr.dtype))
-    if arr.ndim != ndim:
-        raise ValueError("{}: expected a {}-dimensional array, got shape "
-                         "{}".format(name, ndim, arr.shape))
-    arr = onp.array(arr, dtype=float)
-    bad = onp.argwhere(~onp.isfinite(arr))
-    if len(bad):
-        where = ", ".join(str(int(i)) for i in bad[0])
-        raise ValueError("{}[{}] is {}; expected finite values".format(
-            name, where, arr[tuple(bad[0])]))
-    return arr
-
-
-def _group_index(group: Any, n_obs: int) -> onp.ndarray:
-    arr = onp.asarray(group)
-    if arr.dtype.kind == "f" and arr.ndim == 1 and onp.all(
-            onp.isfinite(arr)) and onp.all(arr == onp.round(arr)):
-        arr = arr.astype(onp.int64)
-    if arr.dtype.kind not in "iu":
-        raise TypeError("group: expected integer group indices, got dtype "
-                        "{}".format(arr.dtype))
-    if arr.shape != (n_obs,):
-        raise ValueError("group: expected shape ({},), one index per row of "
-                         "x, got {}".format(n_obs, arr.shape))
-    return arr.astype(onp.int64)
 
 
 # ----------------------------------------------------------------------
@@ -178,28 +111,9 @@ class MixedModelData:
                  n_groups: Optional[int] = None, *, beta: Any = None,
                  sigma_u: Optional[float] = None,
                  sigma: Optional[float] = None, u: Any = None):
-        x = _real_array(x, "x", 2)
+        x, y = check_design(x, y)
         n_obs, n_fixed = x.shape
-        if n_obs == 0 or n_fixed == 0:
-            raise ValueError("x: expected at least one row and one column, "
-                             "got shape {}".format(x.shape))
-        y = _real_array(y, "y", 1)
-        if y.shape[0] != n_obs:
-            raise ValueError("y: expected one entry per row of x ({}), got "
-                             "{}".format(n_obs, y.shape[0]))
-        group = _group_index(group, n_obs)
-        if onp.any(group < 0):
-            k = int(onp.flatnonzero(group < 0)[0])
-            raise ValueError("group: expected non-negative indices, group[{}] "
-                             "is {}".format(k, group[k]))
-        if n_groups is None:
-            n_groups = int(group.max()) + 1
-        n_groups = _check_int(n_groups, "n_groups", 2)
-        bad = onp.flatnonzero(group >= n_groups)
-        if bad.size:
-            raise ValueError("group: expected indices in [0, n_groups) = [0, "
-                             "{}), group[{}] is {}".format(
-                                 n_groups, bad[0], group[bad[0]]))
+        group, n_groups = group_index(group, n_obs, n_groups, min_groups=2)
         sizes = onp.bincount(group, minlength=n_groups)
         if onp.any(sizes == 0):
             raise ValueError("group: group {} has no rows; number the groups "
@@ -298,9 +212,9 @@ class MixedModelFit:
 def theta_pattern(n_fixed: int) -> PatternDict:
     r"""The pattern of :math:`\theta`: ``'beta'`` (p,), ``'sigma_u_sq'`` and
     ``'sigma_sq'`` (positive scalars, free coordinates their logs)."""
+    n_fixed = check_int(n_fixed, "n_fixed", 1)
     pattern = PatternDict()
-    pattern["beta"] = NumericArrayPattern((_check_int(n_fixed, "n_fixed",
-                                                      1),))
+    pattern["beta"] = NumericArrayPattern((n_fixed,))
     pattern["sigma_u_sq"] = NumericScalarPattern(lb=0.0)
     pattern["sigma_sq"] = NumericScalarPattern(lb=0.0)
     return pattern
@@ -312,7 +226,7 @@ def eta_pattern(n_groups: int) -> PatternArray:
     base = PatternDict()
     base["mean"] = NumericArrayPattern(())
     base["var"] = NumericArrayPattern((), lb=0.0)
-    return PatternArray((_check_int(n_groups, "n_groups", 1),), base)
+    return PatternArray((check_int(n_groups, "n_groups", 1),), base)
 
 
 def _unpack(theta: dict):
@@ -438,10 +352,10 @@ def simulate(n_groups: int, group_size: Any, beta: Any, sigma_u: float,
     >>> data.x.shape, data.group_sizes
     ((8, 2), array([2, 3, 1, 2]))
     """
-    n_groups = _check_int(n_groups, "n_groups", 2)
+    n_groups = check_int(n_groups, "n_groups", 2)
     if isinstance(group_size, (int, onp.integer)) and not isinstance(
             group_size, (bool, onp.bool_)):
-        sizes = onp.full(n_groups, _check_int(group_size, "group_size", 1))
+        sizes = onp.full(n_groups, check_int(group_size, "group_size", 1))
     else:
         sizes = onp.asarray(group_size)
         if sizes.dtype.kind not in "iu":
@@ -450,18 +364,18 @@ def simulate(n_groups: int, group_size: Any, beta: Any, sigma_u: float,
         if sizes.shape != (n_groups,):
             raise ValueError("group_size: expected one size per group, shape "
                              "({},), got shape {}".format(n_groups,
-                                                         sizes.shape))
+                                                          sizes.shape))
         if onp.any(sizes < 1):
             k = int(onp.flatnonzero(sizes < 1)[0])
             raise ValueError("group_size[{}] is {}; every group needs at "
                              "least one row".format(k, sizes[k]))
-    beta = _real_array(beta, "beta", 1)
+    beta = real_array(beta, "beta", 1)
     if beta.size == 0:
         raise ValueError("beta: expected at least one fixed effect (the "
                          "intercept), got shape (0,)")
-    sigma_u = _check_positive(sigma_u, "sigma_u")
-    sigma = _check_positive(sigma, "sigma")
-    rng = _resolve_rng(rng)
+    sigma_u = check_positive(sigma_u, "sigma_u")
+    sigma = check_positive(sigma, "sigma")
+    rng = resolve_rng(rng)
     group = onp.repeat(onp.arange(n_groups), sizes)
     n_obs = group.size
     x = onp.hstack([onp.ones((n_obs, 1)),
@@ -529,38 +443,27 @@ def fit(data: MixedModelData, *, init: Optional[dict] = None,
     if not isinstance(data, MixedModelData):
         raise TypeError("data: expected a MixedModelData, got {}".format(
             type(data).__name__))
-    if isinstance(tol, (bool, onp.bool_)) or not isinstance(
-            tol, (int, float, onp.floating)) or not 0 < tol < 1:
-        raise ValueError("tol: expected a number in (0, 1), got "
-                         "{!r}".format(tol))
-    max_iter = _check_int(max_iter, "max_iter", 1)
+    tol = check_tol(tol)
+    max_iter = check_int(max_iter, "max_iter", 1)
     pattern = theta_pattern(data.n_fixed)
     gram_chol = onp.linalg.cholesky(data.x.T @ data.x)
     if init is None:
         theta = _initial_theta(data, gram_chol)
     else:
-        if not isinstance(init, dict):
-            raise TypeError("init: expected a dict with 'beta', 'sigma_u_sq' "
-                            "and 'sigma_sq', got {}".format(
-                                type(init).__name__))
-        ok, message = pattern.validate_folded(init)
-        if not ok:
-            raise ValueError(message.replace("params", "init", 1))
-        theta = {key: onp.array(init[key], dtype=float).reshape(
-            onp.shape(pattern.empty(False)[key])) for key in pattern}
+        theta = check_init(init, pattern)
     x_rms = onp.sqrt(onp.mean(data.x ** 2, axis=0))
-    change = onp.inf
-    for n_iter in range(1, max_iter + 1):
-        new = _m_step(e_step(theta, data), data, gram_chol)
-        change = max(
-            onp.max(onp.abs(new["beta"] - theta["beta"]) * x_rms)
+
+    def step_size(new, old):   # in units of sd(beta) and of log-variances
+        return max(
+            onp.max(onp.abs(new["beta"] - old["beta"]) * x_rms)
             / onp.sqrt(new["sigma_sq"][0]),
-            abs(onp.log(new["sigma_u_sq"][0] / theta["sigma_u_sq"][0])),
-            abs(onp.log(new["sigma_sq"][0] / theta["sigma_sq"][0])))
-        theta = new
-        if change <= tol:
-            break
-    else:
+            abs(onp.log(new["sigma_u_sq"][0] / old["sigma_u_sq"][0])),
+            abs(onp.log(new["sigma_sq"][0] / old["sigma_sq"][0])))
+
+    theta, n_iter, change = iterate_em(
+        lambda th: _m_step(e_step(th, data), data, gram_chol), step_size,
+        theta, tol, max_iter)
+    if change > tol:
         raise ValueError(
             "EM did not converge within max_iter = {} iterations (last "
             "change {:.3g} > tol = {:.3g}; sigma_u_sq = {:.3g}, sigma_sq = "
@@ -572,16 +475,8 @@ def fit(data: MixedModelData, *, init: Optional[dict] = None,
     em_cov = EMCovariance(
         lambda th, et: negative_em_objective(th, et, data), pattern,
         eta_pattern(data.n_groups), theta, eta, louis_fun=_louis_fun(data))
-    covariances = {"corrected": em_cov.covariance(folded=True),
-                   "naive": em_cov.naive_covariance(folded=True),
-                   "louis": em_cov.louis_covariance(folded=True)}
-    se = {kind: pattern.fold(onp.sqrt(onp.maximum(onp.diag(cov), 0.0)),
-                             free=False, validate_value=False)
-          for kind, cov in covariances.items()}
     return MixedModelFit(
         estimates=theta,
         log_likelihood=float(marginal_log_likelihood(theta, data)),
         n_iter=n_iter, posterior=eta, em_covariance=em_cov,
-        covariances=covariances, standard_errors=se["corrected"],
-        naive_standard_errors=se["naive"], louis_standard_errors=se["louis"],
-        theta_pattern=pattern)
+        theta_pattern=pattern, **em_summary(em_cov, pattern))

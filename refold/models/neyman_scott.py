@@ -54,6 +54,9 @@ import autograd
 import autograd.numpy as np
 import numpy as onp
 
+from refold.models._data import (check_int, check_positive, check_tol,
+                                 resolve_rng)
+from refold.models._em_fit import em_covariances, iterate_em
 from refold.models.em_covariance import EMCovariance
 from refold.patterns.containers import PatternArray, PatternDict
 from refold.patterns.numeric import NumericArrayPattern, NumericScalarPattern
@@ -156,7 +159,7 @@ def eta_pattern(n_pairs: int) -> PatternArray:
     base = PatternDict()
     base["mean"] = NumericArrayPattern(())
     base["var"] = NumericArrayPattern((), lb=0.0)
-    return PatternArray((_check_count(n_pairs, "n_pairs"),), base)
+    return PatternArray((check_int(n_pairs, "n_pairs", 1),), base)
 
 
 def _scalar(theta):
@@ -230,41 +233,6 @@ def _louis_fun(y: onp.ndarray):
 # ----------------------------------------------------------------------
 # Checks.
 
-def _check_count(value: Any, name: str) -> int:
-    if isinstance(value, (bool, onp.bool_)) or not isinstance(
-            value, (int, onp.integer)):
-        raise TypeError("{}: expected a positive int, got {!r}".format(
-            name, value))
-    if value < 1:
-        raise ValueError("{}: expected a positive int, got {}".format(
-            name, value))
-    return int(value)
-
-
-def _check_positive(value: Any, name: str) -> float:
-    try:
-        out = float(onp.reshape(onp.asarray(value, dtype=float), ()))
-    except (TypeError, ValueError):
-        raise TypeError("{}: expected a positive number, got {!r}".format(
-            name, value)) from None
-    if not (onp.isfinite(out) and out > 0):
-        raise ValueError("{}: expected a positive finite number, got "
-                         "{!r}".format(name, value))
-    return out
-
-
-def _resolve_rng(rng: Any) -> onp.random.Generator:
-    if rng is None:
-        return onp.random.default_rng()
-    if isinstance(rng, onp.random.Generator):
-        return rng
-    if isinstance(rng, (int, onp.integer)) and not isinstance(rng, bool):
-        return onp.random.default_rng(int(rng))
-    raise TypeError("rng: expected None, an int seed or a "
-                    "numpy.random.Generator, got {}".format(
-                        type(rng).__name__))
-
-
 def _as_pairs(data: Any) -> onp.ndarray:
     y = data.y if isinstance(data, NeymanScottData) else data
     arr = onp.asarray(y)
@@ -313,10 +281,10 @@ def simulate(n_pairs: int, theta: float, rng: Any = None,
     >>> data.y.shape, data.z.shape
     ((3, 2), (3,))
     """
-    n_pairs = _check_count(n_pairs, "n_pairs")
-    theta = _check_positive(theta, "theta")
-    prior_scale = _check_positive(prior_scale, "prior_scale")
-    rng = _resolve_rng(rng)
+    n_pairs = check_int(n_pairs, "n_pairs", 1)
+    theta = check_positive(theta, "theta")
+    prior_scale = check_positive(prior_scale, "prior_scale")
+    rng = resolve_rng(rng)
     z = prior_scale * rng.standard_normal(n_pairs)
     y = z[:, None] + onp.sqrt(theta) * rng.standard_normal((n_pairs, 2))
     return NeymanScottData(y=y, z=z, theta=theta, prior_scale=prior_scale)
@@ -373,18 +341,16 @@ def fit(data: Any, method: str = "marginal", *,
     if prior_scale is None:
         prior_scale = data.prior_scale if isinstance(
             data, NeymanScottData) else 1.0
-    prior_scale = _check_positive(prior_scale, "prior_scale")
+    prior_scale = check_positive(prior_scale, "prior_scale")
     d2 = (y[:, 0] - y[:, 1]) ** 2
     if not onp.any(d2 > 0):
         raise ValueError("data.y: every pair has y_a == y_b, so the "
                          "within-pair variance estimate is 0")
     if theta_init is None:
         theta_init = float(onp.mean(d2) / 2.0)
-    theta_init = _check_positive(theta_init, "theta_init")
-    if not (isinstance(tol, (float, int)) and 0 < tol < 1):
-        raise ValueError("tol: expected a number in (0, 1), got "
-                         "{!r}".format(tol))
-    max_iter = _check_count(max_iter, "max_iter")
+    theta_init = check_positive(theta_init, "theta_init")
+    tol = check_tol(tol)
+    max_iter = check_int(max_iter, "max_iter", 1)
     if method == "joint":
         return _fit_joint(y, prior_scale)
     if method == "marginal":
@@ -427,14 +393,10 @@ def _fit_marginal(y, prior_scale, theta_init) -> NeymanScottFit:
 
 
 def _fit_em(y, prior_scale, theta, tol, max_iter) -> NeymanScottFit:
-    change = onp.inf
-    for n_iter in range(1, max_iter + 1):
-        new = _m_step(e_step(theta, y, prior_scale), y)
-        change = abs(new - theta) / theta
-        theta = new
-        if change <= tol:
-            break
-    else:
+    theta, n_iter, change = iterate_em(
+        lambda th: _m_step(e_step(th, y, prior_scale), y),
+        lambda new, old: abs(new - old) / old, theta, tol, max_iter)
+    if change > tol:
         raise ValueError(
             "EM did not converge within max_iter = {} iterations (last "
             "relative change of theta {:.3g} > tol = {:.3g}); raise max_iter "
@@ -444,9 +406,7 @@ def _fit_em(y, prior_scale, theta, tol, max_iter) -> NeymanScottFit:
         lambda th, et: negative_em_objective(th, et, y, prior_scale),
         theta_pattern(), eta_pattern(y.shape[0]), theta, eta,
         louis_fun=_louis_fun(y))
-    covariances = {"corrected": em_cov.covariance(folded=True),
-                   "naive": em_cov.naive_covariance(folded=True),
-                   "louis": em_cov.louis_covariance(folded=True)}
+    covariances = em_covariances(em_cov)
     return NeymanScottFit(
         method="em", theta=theta,
         se=float(onp.sqrt(covariances["corrected"][0, 0])),

@@ -14,7 +14,7 @@ from autograd.scipy.special import logsumexp
 from refold.models.em_covariance import (
     DEFAULT_LOCAL_RTOL, EMCovariance, infer_eta_blocks, log_simplex)
 from refold.patterns.containers import PatternArray, PatternDict
-from refold.patterns.numeric import NumericArrayPattern, NumericScalarPattern
+from refold.patterns.numeric import NumericArrayPattern
 from refold.patterns.psd import PSDSymmetricMatrixPattern
 from refold.patterns.simplex import SimplexArrayPattern
 from refold.sensitivity.refit import refit
@@ -106,6 +106,17 @@ class Mixture:
         return fd_hessian(lambda x: neg_marginal(x, self.y, self.pattern),
                           self.free)
 
+    def dense_joint_hessian(self):
+        """autograd's dense Hessian of the log-space joint objective in
+        (theta free, eta), at the optimum."""
+        y, p = self.y, self.free.size
+
+        def joint(x):
+            return neg_objective_log(self.pattern.fold(x[:p], free=True),
+                                     x[p:].reshape(-1, 1), y)
+        return autograd.hessian(joint)(onp.concatenate(
+            [self.free, self.log_ratio.ravel()]))
+
     def score_covariance(self, theta, eta):
         """Louis: sum_n Cov_q[grad log p(y_n, z_n | theta)] (free coords)."""
         y, pattern = self.y, self.pattern
@@ -159,13 +170,8 @@ def test_simplex_eta_matches_log_space_eta(moderate):
 
 def test_matches_dense_schur_complement(moderate):
     em = moderate.em_log()
-    y, p = moderate.y, 3
-
-    def joint(x):
-        return neg_objective_log(moderate.pattern.fold(x[:p], free=True),
-                                 x[p:].reshape(-1, 1), y)
-    hess = autograd.hessian(joint)(onp.concatenate(
-        [moderate.free, moderate.log_ratio.ravel()]))
+    p = 3
+    hess = moderate.dense_joint_hessian()
     dense = hess[:p, :p] - hess[:p, p:] @ onp.linalg.solve(
         hess[p:, p:], hess[p:, :p])
     assert rel_err(em.marginal_hessian(), dense) < 1e-10
@@ -258,15 +264,26 @@ def test_well_separated_mixture(half_gap):
         assert em.info["num_dropped"] > 0
 
 
+@pytest.mark.parametrize("half_gap", [19.5, 20.0])
+def test_every_posterior_degenerate(half_gap):
+    """No middle points: every responsibility is below exp(-700), so whole
+    columns of local curvature are ~1e-305 (largest) down to exactly 0. The
+    Jacobi scaling must not overflow (it once did, giving NaN); every
+    direction is then negligible and the marginal Hessian is the Q-function
+    Hessian."""
+    mix = Mixture(separated_data(half_gap, middle=()))
+    assert onp.abs(mix.log_ratio).min() > 700
+    em = mix.em_log()
+    truth = mix.fd_marginal_hessian()
+    assert onp.all(onp.isfinite(em.marginal_hessian()))
+    assert rel_err(em.marginal_hessian(), truth) < 1e-5
+    assert em.info["num_dropped"] > 0
+
+
 def test_dense_solve_fails_where_emcovariance_does_not():
     mix = Mixture(separated_data(25.0))
-    y, p = mix.y, 3
-
-    def joint(x):
-        return neg_objective_log(mix.pattern.fold(x[:p], free=True),
-                                 x[p:].reshape(-1, 1), y)
-    hess = autograd.hessian(joint)(onp.concatenate(
-        [mix.free, mix.log_ratio.ravel()]))
+    p = 3
+    hess = mix.dense_joint_hessian()
     truth = mix.fd_marginal_hessian()
     try:
         with onp.errstate(all="ignore"):

@@ -9,7 +9,9 @@ import scipy.special
 import scipy.stats
 
 from refold.models import gaussian_mixture as gm
+from refold.models.em_covariance import EMCovariance
 from refold.sensitivity.refit import refit
+from tests.models._truths import fd_hessian, max_rel_diff
 
 TRUE_WEIGHTS = [0.4, 0.6]
 TRUE_MEANS = [[0.0, 0.0], [2.5, 1.0]]
@@ -48,22 +50,6 @@ def free_objective(result, y):
     pattern = result.theta_pattern
     return lambda free: -gm.marginal_log_likelihood(
         pattern.fold(free, free=True), y)
-
-
-def fd_hessian(fun, x, step=1e-3):
-    """Hessian by a 4-point central difference of the gradient, O(step^4)."""
-    grad = autograd.grad(fun)
-    cols = []
-    for e in onp.eye(x.size) * step:
-        cols.append((-grad(x + 2 * e) + 8 * grad(x + e) - 8 * grad(x - e)
-                     + grad(x - 2 * e)) / (12 * step))
-    hess = onp.array(cols)
-    return 0.5 * (hess + hess.T)
-
-
-def max_rel_diff(actual, desired):
-    scale = onp.sqrt(onp.outer(onp.diag(desired), onp.diag(desired)))
-    return onp.max(onp.abs(actual - desired) / scale)
 
 
 # ----------------------------------------------------------------------
@@ -298,6 +284,18 @@ def test_pivoting_keeps_local_blocks_positive(separated):
     exact = onp.diag(resp[:2]) - onp.outer(resp[:2], resp[:2])
     assert onp.linalg.eigvalsh(pivoted).min() >= 0   # accurate or exactly 0
     assert onp.allclose(pivoted, exact, rtol=1e-10, atol=0)
+
+
+def test_fixed_reference_error_names_the_pivoting_remedy(separated):
+    # The same optimum with log-ratios against component 0: EMCovariance
+    # rejects the indefinite computed block and says how to avoid it.
+    data, result = separated
+    theta, y = result.estimates, data.y
+    with pytest.raises(ValueError, match=r"not at a minimum in eta(.|\n)*"
+                                         r"against its most likely component"):
+        EMCovariance(lambda th, et: gm.negative_em_objective(th, et, y),
+                     result.theta_pattern, gm.eta_pattern(len(y), 3), theta,
+                     gm.e_step(theta, y))
 
 
 # ----------------------------------------------------------------------

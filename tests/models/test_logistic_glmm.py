@@ -11,8 +11,9 @@ import scipy.stats
 from autograd.test_util import check_grads
 
 from refold.models.logistic_glmm import (
-    GLMMData, GLMMObjective, GLMMPrior, _damped_step, fit, make_group_ops,
-    simulate, vb_pattern)
+    GLMMData, GLMMObjective, GLMMPrior, fit, make_group_ops, simulate,
+    vb_pattern)
+from refold.sensitivity.newton import damped_newton_step
 from refold.sensitivity.refit import refit
 from refold.sensitivity.solvers import RefoldWarning
 
@@ -261,7 +262,7 @@ def test_damped_newton_from_an_indefinite_start():
     else:
         pytest.fail("no indefinite starting point found")
     grad = autograd.grad(objective)(start)
-    step, shift = _damped_step(objective.hessian(start), grad, 0.0)
+    step, shift = damped_newton_step(objective.hessian(start), grad, 0.0)
     assert shift > 0 and grad @ step < 0
     expected = -np.linalg.solve(dense + shift * np.eye(len(start)), grad)
     np.testing.assert_allclose(step, expected, rtol=1e-8,
@@ -298,19 +299,19 @@ def good():
 
 
 @pytest.mark.parametrize("key, value, match", [
-    ("x", np.zeros(20), "x must be 2-dimensional"),
-    ("x", np.zeros((0, 2)), "x must have at least one row"),
-    ("x", np.full((20, 2), "a"), "x must be a real numeric"),
-    ("y", np.zeros(19), r"y must have one entry per row of x \(20\)"),
-    ("y", np.zeros((20, 1)), "y must be 1-dimensional"),
+    ("x", np.zeros(20), "x: expected a 2-dimensional array"),
+    ("x", np.zeros((0, 2)), "x: expected at least one row"),
+    ("x", np.full((20, 2), "a"), "x: expected real numbers"),
+    ("y", np.zeros(19), r"y: expected one entry per row of x \(20\)"),
+    ("y", np.zeros((20, 1)), "y: expected a 1-dimensional array"),
     ("y", np.r_[np.zeros(19), 2.0], r"y must hold only 0 and 1; y\[19\] is 2"),
-    ("group", np.arange(19) % 4, r"group must have shape \(20,\)"),
-    ("group", (np.arange(20) % 4).astype(str), "group must be an array of "
-                                                "integer"),
-    ("group", np.r_[np.arange(19) % 4, 0.5], r"group must hold integer "
-                                             r"indices; group\[19\]"),
-    ("group", np.r_[np.arange(19) % 4, -1], r"group must lie in \[0, n_groups"
-                                            r"\) = \[0, 4\); group\[19\] is -1"),
+    ("group", np.arange(19) % 4, r"group: expected shape \(20,\)"),
+    ("group", (np.arange(20) % 4).astype(str), "group: expected integer "
+                                                "group indices"),
+    ("group", np.r_[np.arange(19) % 4, 0.5], r"group: expected integer "
+                                             r"group indices, got group\[19\]"),
+    ("group", np.r_[np.arange(19) % 4, -1], r"group: expected non-negative "
+                                            r"indices, group\[19\] is -1"),
 ])
 def test_bad_data(good, key, value, match):
     good[key] = value
@@ -319,34 +320,36 @@ def test_bad_data(good, key, value, match):
 
 
 def test_bad_group_ops():
-    with pytest.raises(ValueError, match=r"group must lie in \[0, n_groups\) "
-                                         r"= \[0, 3\); group\[1\] is 3"):
+    with pytest.raises(ValueError, match=r"group: expected indices in \[0, "
+                                         r"n_groups\) = \[0, 3\), group\[1\] "
+                                         r"is 3"):
         make_group_ops(np.array([0, 3]), 3)
-    with pytest.raises(ValueError, match="group must be a 1-d array of "
+    with pytest.raises(ValueError, match="group: expected a 1-d array of "
                                          "integer"):
         make_group_ops(np.array([0.0, 1.0]), 3)
-    with pytest.raises(ValueError, match="n_groups must be at least 1"):
+    with pytest.raises(ValueError, match="n_groups: expected an int >= 1"):
         make_group_ops(np.array([0]), 0)
 
 
 def test_bad_data_nan_and_range(good):
     x = good["x"].copy()
     x[3, 1] = np.nan
-    with pytest.raises(ValueError, match=r"x must be finite; x\[3, 1\] is nan"):
+    with pytest.raises(ValueError, match=r"x\[3, 1\] is nan; expected finite"):
         GLMMData(x, good["y"], good["group"])
     y = good["y"].copy()
     y[5] = np.nan
-    with pytest.raises(ValueError, match=r"y must be finite; y\[5\] is nan"):
+    with pytest.raises(ValueError, match=r"y\[5\] is nan; expected finite"):
         GLMMData(good["x"], y, good["group"])
     group = good["group"].astype(float)
     group[2] = np.nan
-    with pytest.raises(ValueError, match=r"group must be finite integers; "
-                                         r"group\[2\]"):
+    with pytest.raises(ValueError, match=r"group\[2\] is nan; expected finite "
+                                         r"integer"):
         GLMMData(good["x"], good["y"], group)
-    with pytest.raises(ValueError, match=r"group must lie in \[0, n_groups\) = "
-                                         r"\[0, 3\); group\[3\] is 3"):
+    with pytest.raises(ValueError, match=r"group: expected indices in \[0, "
+                                         r"n_groups\) = \[0, 3\), group\[3\] "
+                                         r"is 3"):
         GLMMData(good["x"], good["y"], good["group"], n_groups=3)
-    with pytest.raises(ValueError, match="n_groups must be at least 1"):
+    with pytest.raises(ValueError, match="n_groups: expected an int >= 1"):
         GLMMData(good["x"], good["y"], good["group"], n_groups=0)
 
 
@@ -372,25 +375,27 @@ def test_bad_fit_and_simulate_arguments(good):
     with pytest.raises(TypeError, match="prior must be None, a dict or a "
                                         "GLMMPrior"):
         fit(data, prior=[1.0, 2.0])
-    with pytest.raises(ValueError, match="num_quadrature must be at least 1"):
+    with pytest.raises(ValueError, match="num_quadrature: expected an int >= "
+                                         "1"):
         fit(data, num_quadrature=0)
     with pytest.raises(ValueError, match=r"init_par must have shape \(16,\)"):
         fit(data, init_par=np.zeros(5))
-    with pytest.raises(ValueError, match=r"init_par must be finite"):
+    with pytest.raises(ValueError, match=r"init_par\[0\] is nan; expected "
+                                         r"finite"):
         fit(data, init_par=np.full(16, np.nan))
-    with pytest.raises(ValueError, match="tol must be a number in"):
+    with pytest.raises(ValueError, match="tol: expected a number in"):
         fit(data, tol=0.0)
-    with pytest.raises(TypeError, match="max_iter must be an int"):
+    with pytest.raises(TypeError, match="max_iter: expected an int"):
         fit(data, max_iter=2.5)
-    with pytest.raises(TypeError, match="compute_lr must be True or False"):
+    with pytest.raises(TypeError, match="compute_lr: expected True or False"):
         fit(data, compute_lr="yes")
-    with pytest.raises(ValueError, match="n_obs must be at least 10"):
+    with pytest.raises(ValueError, match="n_obs: expected an int >= 10"):
         simulate(5, 10)
     with pytest.raises(ValueError, match=r"beta must have shape \(3,\)"):
         simulate(50, 5, 3, beta=[1.0, 2.0])
     with pytest.raises(ValueError, match="tau finite and positive"):
         simulate(50, 5, 3, tau=-1.0)
-    with pytest.raises(TypeError, match="rng must be None, an int seed"):
+    with pytest.raises(TypeError, match="rng: expected None, an int seed"):
         simulate(50, 5, 3, rng="seed")
 
 

@@ -206,6 +206,18 @@ def test_wrong_sparsity_of_a_computed_hessian_is_caught(arrow):
 # ----------------------------------------------------------------------------
 # Arrowhead blocks without H^-1
 # ----------------------------------------------------------------------------
+def assert_blocks_match(out, full):
+    """Every block of ``out`` (LRCovarianceBlocks) equals the matching
+    entries of the dense covariance ``full`` of all the moments."""
+    gm, lm = out.global_moments, out.local_moments
+    np.testing.assert_allclose(out.global_cov, full[np.ix_(gm, gm)], atol=1e-12)
+    for t in range(lm.shape[0]):
+        np.testing.assert_allclose(out.local_covs[t], full[np.ix_(lm[t], lm[t])],
+                                   atol=1e-12)
+        np.testing.assert_allclose(out.cross_covs[t], full[np.ix_(gm, lm[t])],
+                                   atol=1e-12)
+
+
 def test_identity_blocks_match_the_inverse(arrow):
     h_inv = np.linalg.inv(arrow.hessian())
     gi, li = arrow.global_inds, arrow.local_inds
@@ -214,12 +226,7 @@ def test_identity_blocks_match_the_inverse(arrow):
     out = lr.get_lr_covariance_blocks()
     np.testing.assert_array_equal(out.global_moments, gi)
     np.testing.assert_array_equal(out.local_moments, li)
-    np.testing.assert_allclose(out.global_cov, h_inv[np.ix_(gi, gi)], atol=1e-12)
-    for t in range(li.shape[0]):
-        np.testing.assert_allclose(out.local_covs[t], h_inv[np.ix_(li[t], li[t])],
-                                   atol=1e-12)
-        np.testing.assert_allclose(out.cross_covs[t], h_inv[np.ix_(gi, li[t])],
-                                   atol=1e-12)
+    assert_blocks_match(out, h_inv)
 
 
 def _structured_jacobian(p, seed=6):
@@ -257,12 +264,7 @@ def test_linear_moment_blocks_match_dense_covariance(arrow, how):
     gm, lm = out.global_moments, out.local_moments
     assert gm.shape == (2,) and lm.shape == (li.shape[0], 3)
     assert sorted(np.concatenate([gm, lm.ravel()])) == list(range(jac.shape[0]))
-    np.testing.assert_allclose(out.global_cov, full[np.ix_(gm, gm)], atol=1e-12)
-    for t in range(li.shape[0]):
-        np.testing.assert_allclose(out.local_covs[t], full[np.ix_(lm[t], lm[t])],
-                                   atol=1e-12)
-        np.testing.assert_allclose(out.cross_covs[t], full[np.ix_(gm, lm[t])],
-                                   atol=1e-12)
+    assert_blocks_match(out, full)
 
 
 def test_blocks_bad_input(arrow):

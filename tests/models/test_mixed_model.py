@@ -9,6 +9,7 @@ import scipy.stats
 
 from refold.models import mixed_model as mm
 from refold.sensitivity.refit import refit
+from tests.models._truths import fd_hessian, max_rel_diff
 
 BETA = [1.0, -0.5, 0.3]
 
@@ -35,21 +36,6 @@ def free_objective(result, data):
     pattern = result.theta_pattern
     return lambda free: -mm.marginal_log_likelihood(
         pattern.fold(free, free=True), data)
-
-
-def fd_hessian(fun, x, step=1e-3):
-    """Hessian by a 4-point central difference of the gradient, O(step^4)."""
-    grad = autograd.grad(fun)
-    cols = [(-grad(x + 2 * e) + 8 * grad(x + e) - 8 * grad(x - e)
-             + grad(x - 2 * e)) / (12 * step)
-            for e in onp.eye(x.size) * step]
-    hess = onp.array(cols)
-    return 0.5 * (hess + hess.T)
-
-
-def max_rel_diff(actual, desired):
-    scale = onp.sqrt(onp.outer(onp.diag(desired), onp.diag(desired)))
-    return onp.max(onp.abs(actual - desired) / scale)
 
 
 # ----------------------------------------------------------------------
