@@ -32,19 +32,37 @@ def best_time(fn: Callable[[], Any], repeats: int) -> Tuple[float, Any]:
     return best, out
 
 
-def import_vittles():
-    """vittles 0.173 after the numpy-2 shim, or None (with a message)."""
+def import_anchor(name: str):
+    """paragami or vittles after the numpy-2 shim, or None (with a message).
+
+    paragami's import replaces some of refold's forward-mode linalg rules
+    with 2-d-only versions, so refold's are registered again afterwards.
+    """
+    import importlib
+
     import autograd.numpy as anp
     np.product = np.prod
     anp.product = anp.prod
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            import vittles
+            module = importlib.import_module(name)
     except Exception as err:  # pragma: no cover - depends on the environment
-        print(f"vittles is not importable ({err}); skipping its rows.")
+        print(f"{name} is not importable ({err}); skipping its rows.")
         return None
-    return vittles
+    from refold.patterns import autograd_rules
+    autograd_rules.register()
+    return module
+
+
+def import_vittles():
+    """vittles 0.173 after the numpy-2 shim, or None (with a message)."""
+    return import_anchor("vittles")
+
+
+def import_paragami():
+    """paragami 0.42 after the numpy-2 shim, or None (with a message)."""
+    return import_anchor("paragami")
 
 
 def random_arrowhead(num_groups: int = 5000, num_local: int = 2,

@@ -115,16 +115,8 @@ def rows(paragami=None) -> list:
 
 
 def _main():
-    import importlib
-    if not hasattr(np, "product"):
-        np.product = np.prod
-    if not hasattr(anp, "product"):
-        anp.product = anp.prod
-    try:
-        paragami = importlib.import_module("paragami")
-    except ImportError:
-        paragami = None
-        print("paragami is not installed: its column is skipped.")
+    from _common import import_paragami
+    paragami = import_paragami()
     print("{:<58} {:>11} {:>11} {:>8}  {}".format(
         "case", "refold (s)", "paragami (s)", "ratio", "note"))
     for label, ours, theirs, note in rows(paragami):

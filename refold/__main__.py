@@ -154,25 +154,6 @@ def _glmm_reference_data(seed=3, n_obs=500, n_groups=10, n_fixed=2):
     return GLMMData(x, y, group, n_groups)
 
 
-def _glmm_log_posterior(data, prior):
-    """Unnormalised log p(beta, u, mu, log tau | y) for rows of draws."""
-    import autograd.numpy as anp
-    k, t = data.n_fixed, data.n_groups
-
-    def log_post(theta):
-        beta, u = theta[:, :k], theta[:, k:k + t]
-        mu, log_tau = theta[:, k + t], theta[:, k + t + 1]
-        tau = anp.exp(log_tau)
-        z = anp.dot(beta, data.x.T) + u[:, data.group]
-        return (anp.sum(data.y * z - anp.logaddexp(0.0, z), axis=1)
-                + 0.5 * t * log_tau
-                - 0.5 * tau * anp.sum((u - mu[:, None]) ** 2, axis=1)
-                - 0.5 * anp.sum(beta ** 2, axis=1) / prior.beta_var
-                - 0.5 * mu ** 2 / prior.mu_var
-                + prior.tau_shape * log_tau - prior.tau_rate * tau)
-    return log_post
-
-
 def tour_linear_response(out=print):
     """MFVB vs LR vs exact covariances."""
     import autograd.numpy as anp
@@ -211,7 +192,8 @@ def tour_linear_response(out=print):
     start = np.concatenate([fit.beta_mean, fit.u_mean,
                             [fit.mu_mean, np.log(fit.tau_mean)]])
     reference = laplace_importance_sampling(
-        _glmm_log_posterior(data, prior), start, num_draws=100_000, rng=11)
+        lambda theta: logistic_glmm.log_posterior(theta, data, prior), start,
+        num_draws=100_000, rng=11)
     ref_sd = reference.sd
     ref_se = 0.5 * np.diag(reference.cov_mc_se) / ref_sd
     rows = [("beta[{}]".format(i), fit.beta_sd[i], fit.lr_beta_sd[i],

@@ -56,6 +56,7 @@ import numpy as onp
 import scipy.sparse as sp
 import scipy.special
 from autograd.extend import defjvp, defvjp, primitive
+from autograd.tracer import getval
 
 from refold.models._data import (check_bool, check_design,
                                  check_index_range, check_int, check_tol,
@@ -71,7 +72,7 @@ from refold.sensitivity.sparse_hessian import SparseBlockHessian
 
 __all__ = ["GLMMData", "GLMMPrior", "GLMMObjective", "GLMMFit",
            "NewtonReport", "simulate", "fit", "vb_pattern", "make_group_ops",
-           "DEFAULT_NUM_QUADRATURE"]
+           "log_posterior", "DEFAULT_NUM_QUADRATURE"]
 
 #: Gauss-Hermite nodes used for E_q[log(1 + e^z)].
 DEFAULT_NUM_QUADRATURE = 8
@@ -294,6 +295,49 @@ def _check_prior(prior: Any) -> GLMMPrior:
             raise ValueError(f"prior['{key}'] must be a finite positive "
                              f"number; got {value!r}.")
     return GLMMPrior(*(float(v) for v in prior))
+
+
+def log_posterior(theta, data: "GLMMData", prior: Any = None):
+    r"""The exact unnormalised log posterior, for reference computations.
+
+    Parameters
+    ----------
+    theta : array_like, shape (S, K + T + 2)
+        Rows of :math:`(eta, u, \mu, \log	au)` (the precision on the log
+        scale, so every coordinate is unconstrained).
+    data : GLMMData
+    prior : GLMMPrior, dict or None, optional
+
+    Returns
+    -------
+    numpy.ndarray, shape (S,)
+        :math:`\log p(eta, u, \mu, \log	au \mid y)` up to a constant, the
+        Jacobian of :math:`	au \mapsto \log	au` included. Differentiable by
+        autograd, so it feeds
+        :func:`refold.models.importance_sampling.laplace_importance_sampling`
+        directly (the exact posterior against which MFVB and LR covariances
+        are checked).
+    """
+    if not isinstance(data, GLMMData):
+        raise TypeError("data: expected a GLMMData, got {}".format(
+            type(data).__name__))
+    prior = _check_prior(prior)
+    k, t = data.n_fixed, data.n_groups
+    shape = onp.shape(getval(theta))
+    if len(shape) != 2 or shape[1] != k + t + 2:
+        raise ValueError(
+            "theta: expected an array of shape (S, {}) of (beta, u, mu, "
+            "log tau) rows, got shape {}".format(k + t + 2, shape))
+    beta, u = theta[:, :k], theta[:, k:k + t]
+    mu, log_tau = theta[:, k + t], theta[:, k + t + 1]
+    tau = np.exp(log_tau)
+    z = np.dot(beta, data.x.T) + u[:, data.group]
+    return (np.sum(data.y * z - np.logaddexp(0.0, z), axis=1)
+            + 0.5 * t * log_tau
+            - 0.5 * tau * np.sum((u - mu[:, None]) ** 2, axis=1)
+            - 0.5 * np.sum(beta ** 2, axis=1) / prior.beta_var
+            - 0.5 * mu ** 2 / prior.mu_var
+            + prior.tau_shape * log_tau - prior.tau_rate * tau)
 
 
 # ----------------------------------------------------------------------

@@ -35,7 +35,7 @@ __all__ = ["NumericArrayPattern", "NumericVectorPattern",
            "NumericScalarPattern"]
 
 _LOG2 = onp.log(2.0)
-_BLOCK = 1 << 14  # elements per block of the in-place free map
+_BLOCK = 1 << 17  # elements per block of the in-place free map (1 MiB)
 
 
 class NumericArrayPattern(ArrayPattern):

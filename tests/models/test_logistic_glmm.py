@@ -196,6 +196,20 @@ def log_posterior(theta, data, prior):
             + prior.tau_shape * log_tau - prior.tau_rate * tau)
 
 
+def test_library_log_posterior_matches_independent_copy():
+    from refold.models.logistic_glmm import log_posterior as library
+    data = confounded_data(4, 60, 5, 2)
+    prior = GLMMPrior(beta_var=3.0, mu_var=2.0, tau_shape=1.5, tau_rate=0.5)
+    theta = np.random.default_rng(0).standard_normal((7, 2 + 5 + 2))
+    np.testing.assert_allclose(library(theta, data, prior),
+                               log_posterior(theta, data, prior), rtol=1e-13)
+    with pytest.raises(ValueError, match=r"theta: expected an array of "
+                                         r"shape \(S, 9\)"):
+        library(theta[:, :-1], data, prior)
+    with pytest.raises(TypeError, match="data: expected a GLMMData"):
+        library(theta, "data", prior)
+
+
 def weighted_cov(draws, weights):
     weights = weights / weights.sum()
     centred = draws - weights @ draws

@@ -277,3 +277,26 @@ def test_property_round_trip(shape, lb, width, seed):
                                    atol=1e-12 * max(1.0, abs(ub - lb)
                                                     if np.isfinite(ub - lb)
                                                     else 1.0))
+
+
+@pytest.mark.parametrize("lb, ub", [(0.0, np.inf), (1e-3, np.inf),
+                                    (-np.inf, 2.0), (-1.0, 3.0)])
+def test_large_arrays_span_several_blocks(lb, ub):
+    """The in-place free map works through blocks: check one array that
+    spans several blocks and a remainder against the formula."""
+    from refold.patterns import numeric
+    size = 3 * numeric._BLOCK + 17
+    rng = np.random.default_rng(5)
+    lo = lb if np.isfinite(lb) else ub - 5.0
+    hi = ub if np.isfinite(ub) else lb + 5.0
+    x = rng.uniform(lo, hi, size)
+    x = np.clip(x, np.nextafter(lo, hi), np.nextafter(hi, lo))
+    pattern = NumericVectorPattern(size, lb=lb, ub=ub)
+    free = pattern.flatten(x, free=True)
+    np.testing.assert_allclose(free, _free_map(x, lb, ub), rtol=1e-12,
+                               atol=1e-12)
+    bad = x.copy()
+    bad[2 * numeric._BLOCK + 3] = hi + 1.0 if np.isfinite(ub) else lo - 1.0
+    with pytest.raises(ValueError,
+                       match=r"params\[{}\]".format(2 * numeric._BLOCK + 3)):
+        pattern.flatten(bad, free=True)
