@@ -148,8 +148,14 @@ def test_every_tutorial_is_a_page():
 
 def _run_tutorial(name, tmp_path):
     """Run ``docs/tutorials/<name>.py --fast``; return what main returns."""
-    namespace = runpy.run_path(os.path.join(TUTORIALS, name + ".py"),
-                               run_name="tutorial_" + name)
+    # As `python docs/tutorials/<name>.py` would, put the script's folder on
+    # sys.path so it finds the shared command line in _tutorial.py.
+    sys.path.insert(0, TUTORIALS)
+    try:
+        namespace = runpy.run_path(os.path.join(TUTORIALS, name + ".py"),
+                                   run_name="tutorial_" + name)
+    finally:
+        sys.path.remove(TUTORIALS)
     try:
         import matplotlib  # noqa: F401
         have_matplotlib = True

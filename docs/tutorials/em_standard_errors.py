@@ -21,9 +21,6 @@ covariances.
 
 Run:  python docs/tutorials/em_standard_errors.py [--fast] [--figures DIR]
 """
-import argparse
-import io
-import os
 import sys
 
 import autograd.numpy as np
@@ -33,6 +30,7 @@ from autograd.scipy.special import logsumexp
 import refold
 from refold.models import gaussian_mixture
 from refold.models.em_covariance import EMCovariance
+from _tutorial import TutorialRun  # docs/tutorials/_tutorial.py
 
 NAME = "em_standard_errors"
 LOG_2PI = onp.log(2 * onp.pi)
@@ -205,22 +203,11 @@ def plot(ses, path):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--fast", action="store_true",
-                        help="a small version (used by the test suite)")
-    parser.add_argument("--figures", metavar="DIR", default=None,
-                        help="write the figure (needs matplotlib) and the "
-                             "printed output to DIR")
-    args = parser.parse_args(argv)
-    n_obs = 200 if args.fast else 1000
+    run = TutorialRun(NAME, __doc__, argv)
+    n_obs = 200 if run.fast else 1000
     rng = onp.random.default_rng(0)
 
-    buffer = io.StringIO()
-
-    def out(line=""):
-        print(line)
-        buffer.write(line + "\n")
-
+    out = run.out
     results = {}
     for label, separation in [("overlapping", 2.0), ("well separated", 16.0)]:
         y = simulate(n_obs, separation, rng)
@@ -229,19 +216,9 @@ def main(argv=None):
             label.capitalize(), separation / 2, n_obs),
             theta_free, ses, em_cov, n_iter, out)
         results[label] = {"ses": ses, "em_cov": em_cov}
-    results["gaussian_mixture"] = worked_model(300 if args.fast else 1000,
+    results["gaussian_mixture"] = worked_model(300 if run.fast else 1000,
                                                out)
-    if args.figures:
-        os.makedirs(args.figures, exist_ok=True)
-        with open(os.path.join(args.figures, NAME + ".txt"), "w") as fh:
-            fh.write(buffer.getvalue())
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            print("matplotlib is not installed: no figure written")
-        else:
-            plot(results["overlapping"]["ses"],
-                 os.path.join(args.figures, NAME + ".png"))
+    run.finish(lambda png: plot(results["overlapping"]["ses"], png))
     return results
 
 

@@ -17,9 +17,6 @@ objective: the log posterior is written out below).
 
 Run:  python docs/tutorials/lrvb_glmm.py [--fast] [--figures DIR]
 """
-import argparse
-import io
-import os
 import sys
 
 import autograd
@@ -30,6 +27,7 @@ import scipy.stats
 
 from refold.models import logistic_glmm
 from refold.sensitivity.refit import refit
+from _tutorial import TutorialRun  # docs/tutorials/_tutorial.py
 
 NAME = "lrvb_glmm"
 
@@ -165,32 +163,11 @@ def plot(res, path):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--fast", action="store_true",
-                        help="a small version (used by the test suite)")
-    parser.add_argument("--figures", metavar="DIR", default=None,
-                        help="write the figure (needs matplotlib) and the "
-                             "printed output to DIR")
-    args = parser.parse_args(argv)
-
-    buffer = io.StringIO()
-
-    def out(line=""):
-        print(line)
-        buffer.write(line + "\n")
-
-    res = compare(args.fast)
+    run = TutorialRun(NAME, __doc__, argv)
+    out = run.out
+    res = compare(run.fast)
     report(res, out)
-    if args.figures:
-        os.makedirs(args.figures, exist_ok=True)
-        with open(os.path.join(args.figures, NAME + ".txt"), "w") as fh:
-            fh.write(buffer.getvalue())
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            print("matplotlib is not installed: no figure written")
-        else:
-            plot(res, os.path.join(args.figures, NAME + ".png"))
+    run.finish(lambda png: plot(res, png))
     return res
 
 

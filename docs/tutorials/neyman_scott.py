@@ -10,14 +10,12 @@ mean z_n ~ N(0, 1) per pair, and estimates theta on each by
 
 Run:  python docs/tutorials/neyman_scott.py [--fast] [--figures DIR]
 """
-import argparse
-import io
-import os
 import sys
 
 import numpy as np
 
 from refold.models import neyman_scott
+from _tutorial import TutorialRun  # docs/tutorials/_tutorial.py
 
 NAME = "neyman_scott"
 
@@ -69,36 +67,16 @@ def plot(estimates, theta, path):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--fast", action="store_true",
-                        help="a small version (used by the test suite)")
-    parser.add_argument("--figures", metavar="DIR", default=None,
-                        help="write the figure (needs matplotlib) and the "
-                             "printed output to DIR")
-    args = parser.parse_args(argv)
-    n_sims, n_pairs = (20, 200) if args.fast else (400, 1000)
+    run = TutorialRun(NAME, __doc__, argv)
+    n_sims, n_pairs = (20, 200) if run.fast else (400, 1000)
     theta = 2.0
 
-    buffer = io.StringIO()
-
-    def out(line=""):
-        print(line)
-        buffer.write(line + "\n")
-
+    out = run.out
     out("{} simulations of N = {} pairs, theta_0 = {}".format(
         n_sims, n_pairs, theta))
     estimates, reported_se = experiment(n_sims, n_pairs, theta)
     report(estimates, reported_se, theta, out)
-    if args.figures:
-        os.makedirs(args.figures, exist_ok=True)
-        with open(os.path.join(args.figures, NAME + ".txt"), "w") as fh:
-            fh.write(buffer.getvalue())
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            print("matplotlib is not installed: no figure written")
-        else:
-            plot(estimates, theta, os.path.join(args.figures, NAME + ".png"))
+    run.finish(lambda png: plot(estimates, theta, png))
     return {"estimates": estimates, "reported_se": reported_se,
             "theta": theta}
 

@@ -10,9 +10,6 @@ The series' own report says where it stops being trustworthy.
 
 Run:  python docs/tutorials/taylor_prior_sensitivity.py [--fast] [--figures DIR]
 """
-import argparse
-import io
-import os
 import sys
 import time
 import warnings
@@ -23,6 +20,7 @@ import numpy as np
 from refold.sensitivity.refit import refit
 from refold.sensitivity.taylor import (
     ParametricSensitivityTaylorExpansion, TaylorSeriesWarning)
+from _tutorial import TutorialRun  # docs/tutorials/_tutorial.py
 
 NAME = "taylor_prior_sensitivity"
 MAX_ORDER = 4
@@ -139,39 +137,19 @@ def plot(res, coordinate, path):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--fast", action="store_true",
-                        help="a small version (used by the test suite)")
-    parser.add_argument("--figures", metavar="DIR", default=None,
-                        help="write the figure (needs matplotlib) and the "
-                             "printed output to DIR")
-    args = parser.parse_args(argv)
+    run = TutorialRun(NAME, __doc__, argv)
     n_obs = 40
-    grid = np.linspace(-4.0, 4.0, 5 if args.fast else 33)
+    grid = np.linspace(-4.0, 4.0, 5 if run.fast else 33)
     coordinate = 4
 
-    buffer = io.StringIO()
-
-    def out(line=""):
-        print(line)
-        buffer.write(line + "\n")
-
+    out = run.out
     objective, dim = make_objective(n_obs)
     out("logistic regression, N = {}, {} coefficients, prior "
         "N(0, exp(-epsilon) I), expansion at epsilon_0 = 0".format(
             n_obs, dim))
     res = sweep(objective, dim, grid)
     report(res, coordinate, out)
-    if args.figures:
-        os.makedirs(args.figures, exist_ok=True)
-        with open(os.path.join(args.figures, NAME + ".txt"), "w") as fh:
-            fh.write(buffer.getvalue())
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            print("matplotlib is not installed: no figure written")
-        else:
-            plot(res, coordinate, os.path.join(args.figures, NAME + ".png"))
+    run.finish(lambda png: plot(res, coordinate, png))
     return res
 
 
