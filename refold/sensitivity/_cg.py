@@ -5,6 +5,18 @@ The options (``cg_opts``) and the preconditioner are validated here, and the
 solve checks every Hessian-vector product for positive curvature
 :math:`p^T H p > 0` along the search direction :math:`p`, which is how an
 indefinite Hessian shows itself in CG.
+
+CG alone does not see every negative direction: it explores only the Krylov
+space of the right-hand side, so at a stationary saddle whose cross
+derivatives lie in the positive eigenspace it returns an answer.  Before
+the first solve a *curvature probe* therefore runs a few Lanczos steps
+(``cg_opts['curvature_probe']``, default 8; 0 turns it off) from a fixed
+random start vector (seed 0): every Ritz value is a Rayleigh quotient
+:math:`v^T H v / v^T v` of an actual vector, so a negative one proves the
+Hessian indefinite, and Lanczos converges to the extreme eigenvalues first,
+so a clearly negative eigenvalue is found in a few steps.  It costs that
+many Hessian-vector products once per solver; it is a probe, not a
+certificate (an eigenvalue tiny against the spread of the spectrum can hide).
 """
 from __future__ import annotations
 
@@ -21,7 +33,8 @@ from refold.sensitivity._hessian_checks import (
     _as_dense_square, _as_sparse_square, _check_dim)
 from refold.sensitivity._solver_base import RefoldWarning
 
-_CG_DEFAULTS = {'rtol': 1e-10, 'atol': 0.0, 'maxiter': None}
+_CG_DEFAULTS = {'rtol': 1e-10, 'atol': 0.0, 'maxiter': None,
+                'curvature_probe': 8}
 
 
 def _cg_options(cg_opts: Any, dim: int) -> dict:
@@ -43,6 +56,13 @@ def _cg_options(cg_opts: Any, dim: int) -> dict:
         if key == 'maxiter':
             if value is not None:
                 value = _check_dim(value, "cg_opts['maxiter']")
+        elif key == 'curvature_probe':
+            if isinstance(value, (bool, np.bool_)) or not isinstance(
+                    value, numbers.Integral) or value < 0:
+                raise ValueError(f"cg_opts['curvature_probe'] must be a "
+                                 f"non-negative integer (Lanczos steps; 0 "
+                                 f"turns the probe off); got {value!r}")
+            value = int(value)
         elif (isinstance(value, bool) or not isinstance(value, numbers.Real)
               or not np.isfinite(value) or value < 0):
             raise ValueError(f"cg_opts[{key!r}] must be a finite number >= 0; "
@@ -106,6 +126,52 @@ def _as_preconditioner(preconditioner: Any, dim: int):
                                               dtype=np.float64)
 
 
+def lanczos_extremes(hvp: Callable, dim: int, steps: int,
+                     seed: int = 0) -> tuple:
+    """Smallest and largest Ritz values of ``steps`` Lanczos steps (full
+    reorthogonalisation) from a seeded random start, and the Ritz vector of
+    the smallest."""
+    rng = np.random.default_rng(seed)
+    q = rng.standard_normal(dim)
+    basis = [q / np.linalg.norm(q)]
+    alphas, betas = [], []
+    for _ in range(min(steps, dim)):
+        w = np.asarray(hvp(basis[-1]), dtype=float)
+        alphas.append(float(basis[-1] @ w))
+        stack = np.array(basis)
+        w = w - stack.T @ (stack @ w)
+        w = w - stack.T @ (stack @ w)          # twice is enough
+        beta = float(np.linalg.norm(w))
+        if len(alphas) == min(steps, dim) or \
+                beta <= 1e-12 * max(abs(a) for a in alphas):
+            break
+        betas.append(beta)
+        basis.append(w / beta)
+    k = len(alphas)
+    tri = np.diag(alphas) + np.diag(betas[:k - 1], 1) + \
+        np.diag(betas[:k - 1], -1)
+    ritz, vecs = np.linalg.eigh(tri)
+    return float(ritz[0]), float(ritz[-1]), np.array(basis[:k]).T @ vecs[:, 0]
+
+
+def curvature_probe(hvp: Callable, dim: int, steps: int) -> None:
+    """Raise ``ValueError`` when a few Lanczos steps find a negative
+    Rayleigh quotient (see the module notes)."""
+    if steps <= 0:
+        return
+    low, high, vec = lanczos_extremes(hvp, dim, steps)
+    if low < -1e-10 * max(abs(high), abs(low)):
+        k = int(np.argmax(np.abs(vec)))
+        raise ValueError(
+            "the Hessian (mat_times_vec) is not positive definite: a "
+            f"{steps}-step Lanczos curvature probe found a direction v with "
+            f"v^T H v / v^T v = {low:.6g} < 0 (largest Ritz value "
+            f"{high:.6g}), so the point is not a minimum (a saddle, or a "
+            f"maximum); v is largest at coordinate {k}. Re-optimise, or use "
+            "a factorising solver with on_failure='pinv' or 'regularize' to "
+            "solve anyway (cg_opts={'curvature_probe': 0} skips the probe).")
+
+
 def _cg_solve(hvp: Callable, dim: int, opts: dict, M) -> Callable:
     """``B -> X`` with ``H X = B`` column by column, where ``H`` is given by
     ``hvp`` (a checked product), each product checked for positive
@@ -134,6 +200,9 @@ def _cg_solve(hvp: Callable, dim: int, opts: dict, M) -> Callable:
         state['iterations'] += 1
 
     def solve(B):
+        if not state.get('probed'):
+            curvature_probe(hvp, dim, opts['curvature_probe'])
+            state['probed'] = True
         X = np.empty_like(B)
         for j in range(B.shape[1]):
             state['iterations'] = 0

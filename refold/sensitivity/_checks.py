@@ -6,11 +6,13 @@ what came, and returns the value in the form the caller works with.
 from __future__ import annotations
 
 import numbers
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
-__all__ = ["check_int", "check_bool", "real_array", "as_vector"]
+__all__ = ["check_int", "check_bool", "real_array", "as_vector",
+           "check_optional_bool", "check_positive_float",
+           "check_cross_column", "user_call", "describe_point"]
 
 
 def check_int(value: Any, name: str, *, minimum: Optional[int] = None,
@@ -106,3 +108,105 @@ def as_vector(value: Any, name: str, *, length: Optional[int] = None
         raise ValueError(f"{name} must be finite; entries {bad[:10].tolist()} "
                          f"are NaN or inf")
     return arr
+
+
+def check_optional_bool(value: Any, name: str) -> Optional[bool]:
+    """``None``, ``True`` or ``False`` (numpy bools too); anything else,
+    a truthy string such as ``'no'`` included, is a ``TypeError``."""
+    if value is None:
+        return None
+    return check_bool(value, name)
+
+
+def check_positive_float(value: Any, name: str, *, allow_none: bool = False
+                         ) -> Optional[float]:
+    """A positive finite ``float`` (``None`` passes through with
+    ``allow_none``); bools, strings and arrays of size other than one are a
+    ``TypeError``, zero, negatives, NaN and inf a ``ValueError``."""
+    if value is None and allow_none:
+        return None
+    want = "a positive finite number" + (" or None" if allow_none else "")
+    if isinstance(value, (bool, np.bool_)) or isinstance(value, str):
+        raise TypeError(f"{name} must be {want}; got {value!r}")
+    try:
+        arr = np.asarray(value)
+    except Exception:  # pragma: no cover - exotic objects
+        arr = np.asarray(None)
+    if arr.dtype == object or arr.dtype.kind not in "iuf" or arr.size != 1:
+        raise TypeError(f"{name} must be {want}; got {value!r}")
+    out = float(arr.reshape(()))
+    if not (np.isfinite(out) and out > 0):
+        raise ValueError(f"{name} must be {want}; got {value!r}")
+    return out
+
+
+def check_cross_column(column: Any, shape: tuple, name: str) -> np.ndarray:
+    r"""One column :math:`\partial g / \partial \epsilon_m` of a cross
+    Jacobian, as a float array of ``shape`` (the parameter's shape).
+
+    autograd returns a scalar zero where ``g`` does not depend on the
+    hyperparameter; that is a legitimate zero column.  Any other shape --
+    in particular a non-zero scalar from a function that returns a scalar
+    instead of a vector -- is an error naming ``name``; it is never
+    broadcast (which would give a silently wrong sensitivity).
+    """
+    arr = np.asarray(column, dtype=float)
+    if arr.shape == tuple(shape):
+        return arr
+    if arr.ndim == 0 and arr == 0.0:
+        return np.zeros(shape)
+    raise ValueError(f"{name} must return an array of shape {tuple(shape)} "
+                     f"(the shape of the parameter); its derivative in the "
+                     f"hyperparameter has shape {arr.shape}")
+
+
+def user_call(fun: Callable, name: str, where: str, *args: Any) -> Any:
+    """``fun(*args)``, with an exception raised inside the user's function
+    re-raised as a ``TypeError`` (for a ``TypeError``) or ``ValueError``
+    (otherwise) that names ``fun``'s argument name and the point
+    (``where``), the original exception chained as the cause.
+
+    refold's own ``ValueError``/``TypeError`` (already naming an argument)
+    and ``KeyboardInterrupt`` pass unchanged.
+    """
+    try:
+        return fun(*args)
+    except (KeyboardInterrupt, SystemExit, MemoryError):
+        raise
+    except (ValueError, TypeError) as err:
+        if _names_argument(err):
+            raise
+        raise type_for(err)(_user_message(name, where, err)) from err
+    except Exception as err:
+        raise type_for(err)(_user_message(name, where, err)) from err
+
+
+def type_for(err: BaseException) -> type:
+    """The class refold re-raises a user's exception as."""
+    return TypeError if isinstance(err, TypeError) else ValueError
+
+
+def _user_message(name: str, where: str, err: BaseException) -> str:
+    text = str(err) or "(no message)"
+    if isinstance(err, KeyError):
+        text = f"missing key {text}"
+    return (f"{name} raised {type(err).__name__} {where}: {text}. Check that "
+            f"{name} accepts the arguments it is given (their shapes, keys "
+            f"and types); the original exception is chained below.")
+
+
+def _names_argument(err: BaseException) -> bool:
+    """Whether ``err`` is one of refold's own messages (from a nested refold
+    call), which already names what was wrong."""
+    return type(err).__module__.startswith("refold") or \
+        getattr(err, "_refold_checked", False)
+
+
+def describe_point(value: Any, limit: int = 6) -> str:
+    """A short rendering of a point for messages: the first entries of a
+    vector, with its length."""
+    arr = np.asarray(value, dtype=float).ravel()
+    shown = np.array2string(arr[:limit], precision=4, separator=", ")
+    if arr.size > limit:
+        shown = shown[:-1] + ", ...]"
+    return f"{shown} (length {arr.size})"

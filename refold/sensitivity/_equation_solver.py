@@ -34,6 +34,10 @@ def _check_square(h: Any, name: str, dim: int) -> Any:
 
 
 def _check_solver_spec(solver: SolverSpec, name: str) -> SolverSpec:
+    from refold.sensitivity import solvers as _solvers  # its current kinds
+    if isinstance(solver, str) and solver not in _solvers.SOLVER_KINDS:
+        raise ValueError(f"{name} must be one of {_solvers.SOLVER_KINDS} or "
+                         f"a function b -> H^-1 b; got {solver!r}")
     if solver is None or callable(solver) or isinstance(solver, str):
         return solver
     raise TypeError(f"{name} must be None, a solver kind such as 'cholesky', "

@@ -31,11 +31,15 @@ import numpy as np
 import scipy.sparse as sps
 
 from refold.sensitivity._checks import as_vector as _as_vector
+from refold.sensitivity._checks import (
+    check_bool as _check_bool, check_cross_column as _check_cross_column,
+    user_call as _user_call)
 from refold.sensitivity._equation_solver import (
     SolverSpec, _check_solver_spec, _check_square, _make_solver, _no_solve,
     _solve, estimating_equation_solver)
 from refold.sensitivity._opt_function import _linear_opt_function
-from refold.sensitivity.hvp import dense_hessian, directional_derivative, get_hvp
+from refold.sensitivity.hvp import (dense_hessian, directional_derivative,
+                                    get_hvp, jvp_operator)
 from refold.sensitivity.optimum import validate_optimum
 from refold.sensitivity.solvers import _MATRIX_FREE_KINDS
 
@@ -79,13 +83,29 @@ def _cross_jacobian(vec_fun: Callable, par: np.ndarray, hyper: np.ndarray,
     """
     cols = [directional_derivative(vec_fun, 1, unit)(par, hyper)
             for unit in np.eye(hyper.shape[0])]     # a zero column is legitimate
-    cols = [np.broadcast_to(np.asarray(col, dtype=float), par.shape)
-            for col in cols]
+    cols = [_check_cross_column(col, par.shape, name) for col in cols]
     cross = np.stack(cols, axis=1)
     if not np.all(np.isfinite(cross)):
         raise ValueError(f"{name} (computed by automatic differentiation) is "
                          f"not finite at the base values")
     return cross
+
+
+def _where(names: Mapping, par: np.ndarray, hyper: np.ndarray) -> str:
+    return (f"at ({names['par']} of shape {par.shape}, {names['hyper']} of "
+            f"shape {hyper.shape})")
+
+
+def _scalar_valued(fun: Callable, name: str) -> Callable:
+    """``fun`` with its value checked to be a scalar (so that a vector
+    never reaches autograd's ``grad``, whose error would not name it)."""
+    def checked(par, hyper):
+        value = fun(par, hyper)
+        if np.size(value) != 1:
+            raise ValueError(f"{name} must return a scalar; got an array of "
+                             f"shape {np.shape(value)}")
+        return value
+    return checked
 
 
 # ----------------------------------------------------------------------------
@@ -161,7 +181,7 @@ class EstimatingEquationLinearApproximation:
                   cross="estimating_equation_jac0",
                   new_hyper="new_hyper_par_value",
                   jacobian="the Jacobian of estimating_equation",
-                  opt_out="validate_solution=False")
+                  opt_out="validate_solution=False", tol="solution_tol")
 
     def __init__(self, estimating_equation: Callable, input_val0,
                  hyper_val0, hess_solver: SolverSpec = None,
@@ -200,7 +220,10 @@ class EstimatingEquationLinearApproximation:
 
     def _residual(self, par, hyper) -> np.ndarray:
         """``G`` at the base point, checked for shape."""
-        residual = np.asarray(self._vector_fun(par, hyper), dtype=float)
+        residual = np.asarray(_user_call(
+            self._vector_fun, "estimating_equation",
+            _where(self._names, par, hyper), par, hyper),
+            dtype=float)
         if residual.shape != par.shape:
             raise ValueError(
                 f"estimating_equation must return an array of shape "
@@ -209,7 +232,22 @@ class EstimatingEquationLinearApproximation:
         return residual
 
     def _hyper_vector_fun(self, par, hyper):
-        return self._hyper_ee(par, hyper)
+        value = self._hyper_ee(par, hyper)
+        if np.shape(value) != np.shape(par):
+            name = "hyper_par_estimating_equation" \
+                if self._hyper_ee is not self._ee else "estimating_equation"
+            raise ValueError(
+                f"{name} must return an array of shape {np.shape(par)} (the "
+                f"shape of {self._names['par']}); got shape "
+                f"{np.shape(value)}")
+        return value
+
+    def _matvec(self, par, hyper, jacobian) -> Callable:
+        """``v -> J v`` at the base point (for the optimum check's
+        conditioning estimate)."""
+        if jacobian is not None:
+            return lambda v: np.asarray(jacobian @ np.ravel(v))
+        return jvp_operator(self._ee, par, hyper)
 
     def _make_solver(self, par, hyper, jacobian, spec):
         del jacobian  # an estimating equation's Jacobian is never given
@@ -221,6 +259,7 @@ class EstimatingEquationLinearApproximation:
     def _set_base(self, par_value, hyper_value, jacobian, cross, validate,
                   tol, solver):
         n = self._names
+        validate = _check_bool(validate, n["opt_out"].split("=")[0])
         par = _as_vector(par_value, n["par"])
         hyper = _as_vector(hyper_value, n["hyper"])
         dim = par.shape[0]
@@ -238,7 +277,9 @@ class EstimatingEquationLinearApproximation:
                              par,
                              tol=tol if tol is not None else
                              self._solution_tol,
-                             name=n["par"], opt_out=n["opt_out"])
+                             name=n["par"], opt_out=n["opt_out"],
+                             hvp=self._matvec(par, hyper, jacobian),
+                             tol_name=n["tol"])
         if cross is None:
             cross = _cross_jacobian(self._hyper_vector_fun, par, hyper,
                                     n["cross"])
@@ -429,7 +470,7 @@ class HyperparameterSensitivityLinearApproximation(
                   new_hyper="new_hyper_par_value",
                   hessian_arg="hessian_at_opt",
                   jacobian="the Hessian of objective_fun at opt_par_value",
-                  opt_out="validate_optimum=False")
+                  opt_out="validate_optimum=False", tol="grad_tol")
 
     def __init__(self, objective_fun: Callable, opt_par_value,
                  hyper_par_value, validate_optimum: bool = True,
@@ -445,6 +486,9 @@ class HyperparameterSensitivityLinearApproximation(
         hyper_obj = hyper_par_objective_fun or objective_fun
         if not callable(hyper_obj):
             raise TypeError("hyper_par_objective_fun must be callable")
+        hyper_obj = _scalar_valued(
+            hyper_obj, "objective_fun" if hyper_par_objective_fun is None
+            else "hyper_par_objective_fun")
         if not isinstance(factorize_hessian, (bool, np.bool_)):
             raise TypeError(f"factorize_hessian must be True or False; got "
                             f"{factorize_hessian!r}")
@@ -472,7 +516,9 @@ class HyperparameterSensitivityLinearApproximation(
         return self._grad(par, hyper)
 
     def _residual(self, par, hyper) -> np.ndarray:
-        value = np.asarray(self._objective_fun(par, hyper))
+        value = np.asarray(_user_call(
+            self._objective_fun, "objective_fun",
+            _where(self._names, par, hyper), par, hyper))
         if value.size != 1 or not np.issubdtype(value.dtype, np.number):
             raise ValueError(
                 f"objective_fun must return a scalar; at ("
@@ -482,6 +528,11 @@ class HyperparameterSensitivityLinearApproximation(
 
     def _hyper_vector_fun(self, par, hyper):
         return self._hyper_grad(par, hyper)
+
+    def _matvec(self, par, hyper, hessian) -> Callable:
+        if hessian is not None:
+            return lambda v: np.asarray(hessian @ np.ravel(v))
+        return lambda v: self._hvp(par, np.ravel(v), hyper)
 
     def _make_solver(self, par, hyper, hessian, spec):
         n = self._names

@@ -76,6 +76,15 @@ class OptimumReport(NamedTuple):
     grad_norm: float
     scale: float
     tol: float
+    #: The tolerance asked for (``tol`` is ``max(requested_tol, floors)``).
+    requested_tol: float = np.nan
+    #: The floor from the precision of ``opt_par`` (``2 eps`` of its
+    #: precision: float32-rounded values get ``2 * 2**-23``).
+    precision_floor: float = 0.0
+    #: The floor from the conditioning of the Hessian (``32 eps cond``,
+    #: ``cond`` estimated by one product and one solve), or 0 when not
+    #: estimated.
+    conditioning_floor: float = 0.0
 
     @property
     def threshold(self) -> float:
@@ -89,19 +98,52 @@ class OptimumReport(NamedTuple):
                     and self.step_norm <= self.threshold)
 
 
-def _check_tol(tol: Optional[float]) -> float:
+def _check_tol(tol: Optional[float], name: str = "tol") -> float:
     if tol is None:
         return DEFAULT_OPTIMUM_TOL
+    if isinstance(tol, (bool, np.bool_, str)):
+        raise TypeError(
+            f"{name} must be a positive finite number or None; got {tol!r}")
     try:
         tol_f = float(tol)
     except (TypeError, ValueError):
         raise TypeError(
-            f"tol must be a positive finite number or None; got {tol!r}"
+            f"{name} must be a positive finite number or None; got {tol!r}"
         ) from None
     if not np.isfinite(tol_f) or tol_f <= 0:
         raise ValueError(
-            f"tol must be a positive finite number or None; got {tol!r}")
+            f"{name} must be a positive finite number or None; got {tol!r}")
     return tol_f
+
+
+def _input_eps(par: np.ndarray) -> float:
+    """The precision the optimum came in: its dtype's ``eps`` or, for
+    float64 values that are all exactly float32 numbers (an optimum saved
+    or computed in single precision), float32's."""
+    if par.dtype != np.float64:
+        return float(np.finfo(par.dtype).eps)
+    single = par.astype(np.float32).astype(np.float64)
+    # Exactly float32, and not merely "round" numbers (0, 1, 0.5, ...: any
+    # value with a short mantissa is float32-exact; those that need more
+    # than float16's 11 bits are the trace of float32 rounding).
+    if np.all(single == par) and np.any(
+            par.astype(np.float16).astype(np.float64) != par):
+        return float(np.finfo(np.float32).eps)
+    return float(np.finfo(np.float64).eps)
+
+
+def _conditioning(hvp: Callable, solver: Callable, dim: int) -> float:
+    r"""A cheap estimate of :math:`\kappa_\infty(H)`: with a fixed
+    :math:`\pm 1` vector ``z``, :math:`\|Hz\|_\infty \|H^{-1}z\|_\infty`
+    (one product, one solve).  It under-estimates by at most the factor
+    by which ``z`` misses the extreme directions; the floor built on it
+    has a factor 32 of slack."""
+    z = np.where(np.random.default_rng(0).random(dim) < 0.5, -1.0, 1.0)
+    hz = np.asarray(hvp(z), dtype=float).ravel()
+    hiz = np.asarray(solver(z), dtype=float).ravel()
+    est = float(np.max(np.abs(hz), initial=0.0)
+                * np.max(np.abs(hiz), initial=0.0))
+    return est if np.isfinite(est) else np.inf
 
 
 def _as_float_vector(value, name: str) -> np.ndarray:
@@ -119,7 +161,9 @@ def _as_float_vector(value, name: str) -> np.ndarray:
 
 
 def check_optimum(grad_at_opt, solver: Callable[[np.ndarray], np.ndarray],
-                  opt_par, *, tol: Optional[float] = None) -> OptimumReport:
+                  opt_par, *, tol: Optional[float] = None,
+                  hvp: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+                  tol_name: str = "tol") -> OptimumReport:
     r"""Measure the Newton step from a proposed optimum, without raising.
 
     Parameters
@@ -134,7 +178,13 @@ def check_optimum(grad_at_opt, solver: Callable[[np.ndarray], np.ndarray],
         The proposed optimum.
     tol : float, optional
         Tolerance of the scale-aware check; ``None`` means
-        :data:`DEFAULT_OPTIMUM_TOL`.
+        :data:`DEFAULT_OPTIMUM_TOL`.  When the step exceeds it, the
+        tolerance is raised to the precision floors (see Notes).
+    hvp : callable, optional
+        ``hvp(v)`` returns :math:`H v`; with it, a failing step is compared
+        with the conditioning floor too.
+    tol_name : str, optional
+        How the caller's user names ``tol``, for messages.
 
     Returns
     -------
@@ -148,8 +198,24 @@ def check_optimum(grad_at_opt, solver: Callable[[np.ndarray], np.ndarray],
         If ``grad_at_opt`` and ``opt_par`` differ in size, ``opt_par`` is not
         finite or ``tol`` is not positive; errors raised by ``solver`` (e.g. an
         indefinite Hessian) propagate.
+
+    Notes
+    -----
+    No check can ask for more accuracy than the arithmetic gives.  The
+    tolerance actually used is ``max(tol, precision_floor,
+    conditioning_floor)``: ``precision_floor = 2 eps_in`` where ``eps_in``
+    is the precision ``opt_par`` came in (float32 when its dtype is, or when
+    every entry is exactly a float32 number and some entry needs more than
+    float16's 11 significant bits, so "round" values such as 0 or 1.5 do
+    not count: rounding an exact optimum to
+    float32 moves it by up to ``eps32 / 2`` relative, and the Newton step
+    measures exactly that move); ``conditioning_floor = 32 eps cond(H)``
+    (with ``hvp``; ``cond`` estimated by one product and one solve): the
+    rounding error of a gradient evaluated in double precision, about
+    ``eps |H| |theta|``, becomes a Newton step of up to ``eps cond(H)
+    |theta|``.  The floors are computed only when the step exceeds ``tol``.
     """
-    tol_f = _check_tol(tol)
+    tol_f = _check_tol(tol, tol_name)
     par = _as_float_vector(opt_par, "opt_par")
     grad = _as_float_vector(grad_at_opt, "grad_at_opt")
     if grad.shape != par.shape:
@@ -171,13 +237,23 @@ def check_optimum(grad_at_opt, solver: Callable[[np.ndarray], np.ndarray],
     step_norm = float(np.max(np.abs(step), initial=0.0))
     if not np.isfinite(step_norm):
         step_norm = np.nan
-    return OptimumReport(step_norm, grad_norm, scale, tol_f)
+    floor_p = floor_c = 0.0
+    if np.isfinite(step_norm) and step_norm > tol_f * scale:
+        floor_p = 2.0 * _input_eps(par)
+        if hvp is not None:
+            floor_c = 32.0 * float(np.finfo(float).eps) * _conditioning(
+                hvp, solver, par.size)
+    tol_eff = max(tol_f, floor_p, floor_c)
+    return OptimumReport(step_norm, grad_norm, scale, tol_eff, tol_f,
+                         floor_p, floor_c)
 
 
 def validate_optimum(grad_at_opt, solver: Callable[[np.ndarray], np.ndarray],
                      opt_par, *, tol: Optional[float] = None,
                      name: str = "opt_par",
-                     opt_out: str = "validate_optimum=False") -> float:
+                     opt_out: str = "validate_optimum=False",
+                     hvp: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+                     tol_name: str = "tol") -> float:
     r"""Raise unless ``opt_par`` is an optimum; return the Newton-step size.
 
     The check passes when the gradient is finite and
@@ -202,6 +278,11 @@ def validate_optimum(grad_at_opt, solver: Callable[[np.ndarray], np.ndarray],
         The caller's name for ``opt_par``, used in messages.
     opt_out : str, optional
         How the caller's user switches the check off, quoted in messages.
+    hvp : callable, optional
+        ``hvp(v)`` returns :math:`H v`: lets the tolerance account for the
+        conditioning of ``H`` (see :func:`check_optimum`).
+    tol_name : str, optional
+        How the caller's user names ``tol``, for messages.
 
     Returns
     -------
@@ -223,7 +304,8 @@ def validate_optimum(grad_at_opt, solver: Callable[[np.ndarray], np.ndarray],
     >>> validate_optimum(np.array([1e-9, 0.0]), solver, np.array([1.0, 2.0]))
     5e-10
     """
-    report = check_optimum(grad_at_opt, solver, opt_par, tol=tol)
+    report = check_optimum(grad_at_opt, solver, opt_par, tol=tol, hvp=hvp,
+                           tol_name=tol_name)
     advice = (f"Re-optimise more tightly (for instance with "
               f"refold.sensitivity.refit.refit, or a smaller gtol), "
               f"or pass {opt_out} to skip this check.")
@@ -239,9 +321,15 @@ def validate_optimum(grad_at_opt, solver: Callable[[np.ndarray], np.ndarray],
         else:
             what = (f"the Newton step H^-1 grad has max-abs size "
                     f"{report.step_norm:.3g}")
+        floors = (f"; tol = max({tol_name} = {report.requested_tol:.3g}, "
+                  f"precision floor {report.precision_floor:.3g} from the "
+                  f"precision {name} came in, conditioning floor "
+                  f"{report.conditioning_floor:.3g} = 32 eps cond(H)"
+                  + ("" if report.conditioning_floor else " (not estimated)")
+                  + ")")
         raise ValueError(
             f"{name} is not an optimum: {what} (gradient max-abs size "
             f"{report.grad_norm:.3g}), larger than the tolerance "
             f"tol * max(1, max|{name}|) = {report.tol:.3g} * "
-            f"{report.scale:.3g} = {report.threshold:.3g}. {advice}")
+            f"{report.scale:.3g} = {report.threshold:.3g}{floors}. {advice}")
     return report.step_norm

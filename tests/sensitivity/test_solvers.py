@@ -399,7 +399,29 @@ def test_cg_detects_negative_curvature(rng):
     h = with_eigenvalues(rng, [-0.5, 1.0, 2.0, 3.0])
     with pytest.raises(ValueError, match=r"Hessian \(mat_times_vec\) is not positive "
                                          r"definite along a conjugate-gradient"):
-        get_cg_solver(lambda v: h @ v, 4)(np.ones(4))
+        get_cg_solver(lambda v: h @ v, 4,
+                      cg_opts={'curvature_probe': 0})(np.ones(4))
+
+
+def test_cg_curvature_probe_finds_a_negative_direction_cg_never_sees(rng):
+    # b lies in the positive eigenspace, so CG's Krylov space never meets the
+    # negative eigenvector: only the Lanczos probe can diagnose it.
+    q, _ = np.linalg.qr(rng.standard_normal((5, 5)))
+    h = q @ np.diag([-0.3, 1.0, 2.0, 3.0, 4.0]) @ q.T
+    b = q[:, 1] + q[:, 2]
+    unprobed = get_cg_solver(lambda v: h @ v, 5,
+                             cg_opts={'curvature_probe': 0})(b)
+    np.testing.assert_allclose(unprobed, np.linalg.solve(h, b), atol=1e-8)
+    with pytest.raises(ValueError, match=r"Lanczos curvature probe found a "
+                                         r"direction v with v\^T H v / v\^T v "
+                                         r"= -0\.3"):
+        get_cg_solver(lambda v: h @ v, 5)(b)
+    # Positive definite: the probe is silent and the answer unchanged.
+    spd = q @ np.diag([0.3, 1.0, 2.0, 3.0, 4.0]) @ q.T
+    np.testing.assert_allclose(get_cg_solver(lambda v: spd @ v, 5)(b),
+                               np.linalg.solve(spd, b), atol=1e-8)
+    with pytest.raises(ValueError, match="curvature_probe"):
+        get_cg_solver(lambda v: spd @ v, 5, cg_opts={'curvature_probe': -1})
 
 
 def test_cg_bad_arguments(problem):
