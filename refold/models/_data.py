@@ -10,10 +10,12 @@ from __future__ import annotations
 from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as onp
+from autograd.tracer import getval
 
 from refold.patterns.base import Pattern
 
-__all__ = ["check_int", "check_bool", "check_positive", "check_tol",
+__all__ = ["check_int", "check_bool", "check_positive", "check_finite",
+           "check_variance", "check_tol",
            "resolve_rng", "real_array", "check_design", "index_array",
            "check_index_range", "group_index", "check_init"]
 
@@ -52,6 +54,48 @@ def check_positive(value: Any, name: str) -> float:
         raise ValueError("{}: expected a positive finite number, got "
                          "{!r}".format(name, value))
     return out
+
+
+def check_finite(value: Any, name: str) -> float:
+    """``value`` as a finite ``float`` (a scalar or a size-1 array; bools
+    and strings refused)."""
+    if isinstance(value, (bool, onp.bool_, str, bytes)):
+        raise TypeError("{}: expected a finite number, got {!r}".format(
+            name, value))
+    try:
+        out = float(onp.reshape(onp.asarray(value, dtype=float), ()))
+    except (TypeError, ValueError):
+        raise TypeError("{}: expected a finite number, got {!r}".format(
+            name, value)) from None
+    if not onp.isfinite(out):
+        raise ValueError("{}: expected a finite number, got {!r}".format(
+            name, value))
+    return out
+
+
+def check_variance(value: Any, name: str, *, allow_zero: bool = False):
+    """Check that ``value`` (possibly an autograd box, any shape) is real
+    with every entry positive (``>= 0`` with ``allow_zero``) and not NaN;
+    return it unchanged so derivatives flow through.
+
+    The worked models' likelihoods and E-steps call it on their variances:
+    a negative variance would otherwise give a silent NaN (a log of a
+    negative number) or negative posterior variances, and a zero one a
+    ``ZeroDivisionError``.
+    """
+    raw = onp.asarray(getval(value))
+    if raw.dtype == object or raw.dtype.kind not in "biuf":
+        raise TypeError("{}: expected a real number, got {!r}".format(
+            name, getval(value)))
+    ok = (raw >= 0) if allow_zero else (raw > 0)
+    if not onp.all(ok):
+        where = tuple(int(i) for i in onp.argwhere(~ok)[0])
+        label = name + ("[{}]".format(", ".join(map(str, where)))
+                        if raw.ndim and raw.size > 1 else "")
+        raise ValueError("{}: expected a {} variance, got {!r}".format(
+            label, "non-negative" if allow_zero else "positive",
+            float(raw[where] if raw.ndim else raw)))
+    return value
 
 
 def check_tol(value: Any, name: str = "tol") -> float:

@@ -12,6 +12,7 @@ import numpy as np
 import scipy.sparse as sps
 
 from refold.sensitivity.arrowhead import ArrowheadHessian
+from refold.sensitivity.hvp import make_hvp_at
 from refold.sensitivity.sparse_hessian import ArrowheadBlocks
 
 EPS = float(np.finfo(np.float64).eps)
@@ -141,3 +142,13 @@ def arrowhead_inds(global_inds: Any, local_inds: Any, dim: int):
     else:
         gi = index_array(global_inds, "global_inds", 1)
     return gi, li
+
+
+def hessian_product(objective_fun, par, hess):
+    """``v -> H v`` for the optimum check's conditioning estimate: from the
+    Hessian when there is one, else a Hessian-vector product."""
+    if hess is None:
+        return make_hvp_at(objective_fun, par)
+    if isinstance(hess, ArrowheadHessian):
+        return hess.dot
+    return lambda v: np.asarray(hess @ np.ravel(v))

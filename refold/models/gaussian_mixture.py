@@ -70,6 +70,7 @@ import autograd.numpy as np
 import numpy as onp
 import scipy.special
 from autograd.scipy.special import logsumexp
+from autograd.tracer import getval
 
 from refold.models._data import (check_bool, check_index_range, check_init,
                                  check_int, check_tol, index_array,
@@ -215,11 +216,60 @@ def eta_pattern(n_obs: int, n_components: int) -> NumericArrayPattern:
                                 - 1))
 
 
+def _theta_parts(theta: Any, y: Any):
+    """``(means, covs)`` after checking ``theta``'s keys and shapes against
+    the observations ``y`` (N, P) and each other; ``weights`` positive."""
+    if not isinstance(theta, dict):
+        raise TypeError("theta: expected a dict with 'weights', 'means' and "
+                        "'covs', got {}".format(type(theta).__name__))
+    missing = [key for key in ("weights", "means", "covs")
+               if key not in theta]
+    if missing:
+        raise ValueError("theta: missing key(s) {}; expected 'weights', "
+                         "'means' and 'covs'".format(missing))
+    if not isinstance(y, onp.ndarray) or y.ndim != 2:
+        raise ValueError("y: expected an (N, P) array of observations, got "
+                         "{}".format(_describe_shape(y)))
+    k, p = onp.shape(theta["means"]) if onp.ndim(theta["means"]) == 2 \
+        else (None, None)
+    if k is None or p != y.shape[1]:
+        raise ValueError("theta['means']: expected shape (K, {}) to match y "
+                         "of shape {}, got {}".format(
+                             y.shape[1], y.shape, onp.shape(theta["means"])))
+    if onp.shape(theta["covs"]) != (k, p, p):
+        raise ValueError("theta['covs']: expected shape {}, got {}".format(
+            (k, p, p), onp.shape(theta["covs"])))
+    if onp.shape(theta["weights"]) != (k,):
+        raise ValueError("theta['weights']: expected shape ({},), got "
+                         "{}".format(k, onp.shape(theta["weights"])))
+    raw_w = onp.asarray(getval(theta["weights"]))
+    if not onp.all(raw_w >= 0):
+        j = int(onp.flatnonzero(~(raw_w >= 0))[0])
+        raise ValueError("theta['weights'][{}] is {}; weights must be "
+                         "non-negative".format(j, raw_w[j]))
+    return theta["means"], theta["covs"]
+
+
+def _describe_shape(value: Any) -> str:
+    shape = onp.shape(getval(value)) if hasattr(getval(value), "shape") \
+        else None
+    return "shape {}".format(shape) if shape is not None else \
+        type(value).__name__
+
+
 def log_joint(theta: dict, y: onp.ndarray):
     r""":math:`a_{nk} = \log \pi_k + \log N(y_n \mid \mu_k, \Sigma_k)`,
     shape (N, K), batched over components through a Cholesky factor."""
-    means, covs = theta["means"], theta["covs"]
-    chol = np.linalg.cholesky(covs)                               # (K, P, P)
+    means, covs = _theta_parts(theta, y)
+    try:
+        chol = np.linalg.cholesky(covs)                           # (K, P, P)
+    except onp.linalg.LinAlgError:
+        raw = onp.asarray(getval(covs))
+        low = onp.linalg.eigvalsh(0.5 * (raw + onp.swapaxes(raw, 1, 2)))[:, 0]
+        k = int(onp.argmin(low))
+        raise ValueError("theta['covs'][{}]: expected a positive definite "
+                         "covariance matrix; its smallest eigenvalue is "
+                         "{:.3g}".format(k, low[k])) from None
     diff = y[None, :, :] - means[:, None, :]                      # (K, N, P)
     white = np.linalg.solve(chol, np.swapaxes(diff, 1, 2))        # (K, P, N)
     half_logdet = np.sum(np.log(np.diagonal(chol, axis1=-1, axis2=-2)),

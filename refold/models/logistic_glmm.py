@@ -58,8 +58,9 @@ import scipy.special
 from autograd.extend import defjvp, defvjp, primitive
 from autograd.tracer import getval
 
-from refold.models._data import (check_bool, check_design,
-                                 check_index_range, check_int, check_tol,
+from refold.models._data import (check_bool, check_design, check_finite,
+                                 check_index_range, check_int, check_positive,
+                                 check_tol,
                                  group_index, real_array, resolve_rng)
 from refold.patterns.containers import PatternDict
 from refold.patterns.function_wrappers import FlattenFunctionInput
@@ -254,9 +255,8 @@ def simulate(n_obs: int = 61895, n_groups: int = 5000, n_fixed: int = 5,
     if beta.shape != (n_fixed,):
         raise ValueError(f"beta must have shape ({n_fixed},); got "
                          f"{beta.shape}.")
-    if not (onp.isfinite(mu) and onp.isfinite(tau) and tau > 0):
-        raise ValueError(f"mu must be finite and tau finite and positive; got"
-                         f" mu={mu!r}, tau={tau!r}.")
+    mu = check_finite(mu, "mu")
+    tau = check_positive(tau, "tau")
     x = rng.standard_normal((n_obs, n_fixed))
     weights = rng.dirichlet(onp.full(n_groups, 2.0))
     extra = rng.choice(n_groups, size=n_obs - n_groups, p=weights)

@@ -66,7 +66,7 @@ import scipy.sparse as sps
 
 from refold.models._lr_checks import (arrowhead_inds, as_moment_jacobian,
                                       as_opt_par, first_bad, given_hessian,
-                                      in_context)
+                                      hessian_product, in_context)
 from refold.models.lr_blocks import LRCovarianceBlocks, _lr_blocks
 from refold.models.moment_jacobian import (MomentJacobianColouring,
                                            _coloured_jacobian,
@@ -363,7 +363,8 @@ class LinearResponseCovariances:
                 except ValueError as err:
                     raise in_context(err, "the Hessian at opt_par_value") from err
             _validate_optimum(grad, solve, par, tol=tol, name="opt_par_value",
-                              opt_out=opt_out)
+                              opt_out=opt_out, tol_name="grad_tol",
+                              hvp=hessian_product(self._obj, par, hess))
         # Commit only after everything succeeded.
         self._par, self._hessian, self._arrowhead = par, hess, arrow
         self._solver = solver_fun

@@ -52,6 +52,7 @@ import numpy as onp
 import scipy.sparse as sp
 
 from refold.models._data import (check_design, check_init, check_int,
+                                 check_variance,
                                  check_positive, check_tol, group_index,
                                  real_array, resolve_rng)
 from refold.models._em_fit import em_summary, iterate_em
@@ -134,10 +135,12 @@ class MixedModelData:
         self.group_sizes = sizes
         self.group_sum_x = onp.asarray(indicator @ x)
         self.group_sum_y = onp.asarray(indicator @ y)
-        self.beta = None if beta is None else onp.array(beta, dtype=float)
-        self.sigma_u = None if sigma_u is None else float(sigma_u)
-        self.sigma = None if sigma is None else float(sigma)
-        self.u = None if u is None else onp.array(u, dtype=float)
+        self.beta = None if beta is None else real_array(
+            beta, "beta", (n_fixed,))
+        self.sigma_u = None if sigma_u is None else check_positive(
+            sigma_u, "sigma_u")
+        self.sigma = None if sigma is None else check_positive(sigma, "sigma")
+        self.u = None if u is None else real_array(u, "u", (n_groups,))
 
     def __repr__(self) -> str:
         return "MixedModelData(n_obs={}, n_groups={}, n_fixed={})".format(
@@ -229,16 +232,53 @@ def eta_pattern(n_groups: int) -> PatternArray:
     return PatternArray((check_int(n_groups, "n_groups", 1),), base)
 
 
-def _unpack(theta: dict):
-    return (theta["beta"], np.reshape(theta["sigma_u_sq"], ()),
-            np.reshape(theta["sigma_sq"], ()))
+def _unpack(theta: dict, data: Any = None):
+    """``(beta, sigma_u_sq, sigma_sq)``, checked: a dict with the three keys,
+    positive variances, ``beta`` of length ``data.n_fixed``."""
+    if not isinstance(theta, dict):
+        raise TypeError("theta: expected a dict with 'beta', 'sigma_u_sq' and "
+                        "'sigma_sq', got {}".format(type(theta).__name__))
+    missing = [key for key in ("beta", "sigma_u_sq", "sigma_sq")
+               if key not in theta]
+    if missing:
+        raise ValueError("theta: missing key(s) {}; expected 'beta', "
+                         "'sigma_u_sq' and 'sigma_sq'".format(missing))
+    if data is not None:
+        if not isinstance(data, MixedModelData):
+            raise TypeError("data: expected MixedModelData, got {}".format(
+                type(data).__name__))
+        if onp.shape(theta["beta"]) != (data.n_fixed,):
+            raise ValueError("theta['beta']: expected shape ({},), one entry "
+                             "per column of data.x, got {}".format(
+                                 data.n_fixed, onp.shape(theta["beta"])))
+    return (theta["beta"],
+            np.reshape(check_variance(theta["sigma_u_sq"],
+                                      "theta['sigma_u_sq']"), ()),
+            np.reshape(check_variance(theta["sigma_sq"], "theta['sigma_sq']"),
+                       ()))
+
+
+def _eta(eta: Any, n_groups: int):
+    """``(eta['mean'], eta['var'])``, checked: a dict of two (G,) arrays,
+    the variances positive."""
+    if not isinstance(eta, dict) or "mean" not in eta or "var" not in eta:
+        raise TypeError("eta: expected a dict with 'mean' and 'var' (a folded "
+                        "value of eta_pattern), got {}".format(
+                            type(eta).__name__ if not isinstance(eta, dict)
+                            else "keys {}".format(sorted(eta))))
+    for key in ("mean", "var"):
+        if onp.shape(eta[key]) != (n_groups,):
+            raise ValueError("eta[{!r}]: expected shape ({},), one entry per "
+                             "group, got {}".format(key, n_groups,
+                                                    onp.shape(eta[key])))
+    return eta["mean"], check_variance(eta["var"], "eta['var']")
 
 
 def marginal_log_likelihood(theta: dict, data: MixedModelData):
     r""":math:`\log p(y \mid \theta) = \sum_i \log N(y_i \mid X_i\beta,
     \sigma^2 I + \sigma_u^2 \mathbf 1\mathbf 1^\top)` in closed form
     (module notes), vectorised over groups; differentiable by autograd."""
-    beta, su2, s2 = _unpack(theta)
+    beta, su2, s2 = _unpack(theta, data)
     resid = data.y - np.dot(data.x, beta)
     group_resid = data.group_sum_y - np.dot(data.group_sum_x, beta)
     wide = s2 + data.group_sizes * su2
@@ -250,8 +290,8 @@ def marginal_log_likelihood(theta: dict, data: MixedModelData):
 def negative_em_objective(theta: dict, eta: dict, data: MixedModelData):
     r""":math:`-E_q[\log p(y, u \mid \theta)] + E_q[\log q(u)]` for
     :math:`q(u_i) = N(m_i, v_i)` (``eta`` folded by :func:`eta_pattern`)."""
-    beta, su2, s2 = _unpack(theta)
-    m, v = eta["mean"], eta["var"]
+    beta, su2, s2 = _unpack(theta, data)
+    m, v = _eta(eta, data.n_groups)
     resid = data.y - np.dot(data.x, beta)
     group_resid = data.group_sum_y - np.dot(data.group_sum_x, beta)
     second = m ** 2 + v
@@ -267,7 +307,8 @@ def negative_em_objective(theta: dict, eta: dict, data: MixedModelData):
 def e_step(theta: dict, data: MixedModelData) -> dict:
     r"""The exact posterior :math:`p(u_i \mid y, \theta) = N(m_i, v_i)`, a
     folded value of :func:`eta_pattern`."""
-    beta, su2, s2 = (onp.asarray(t, dtype=float) for t in _unpack(theta))
+    beta, su2, s2 = (onp.asarray(t, dtype=float)
+                     for t in _unpack(theta, data))
     var = 1.0 / (data.group_sizes / s2 + 1.0 / su2)
     mean = var * (data.group_sum_y - data.group_sum_x @ beta) / s2
     return {"mean": mean, "var": var}

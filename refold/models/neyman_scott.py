@@ -55,6 +55,7 @@ import autograd.numpy as np
 import numpy as onp
 
 from refold.models._data import (check_int, check_positive, check_tol,
+                                 check_variance,
                                  resolve_rng)
 from refold.models._em_fit import em_covariances, iterate_em
 from refold.models.em_covariance import EMCovariance
@@ -171,7 +172,9 @@ def marginal_log_likelihood(theta: Any, y: onp.ndarray,
     r""":math:`\log p(y \mid \theta) = \sum_n \log N(y_n; 0, \Sigma)`,
     :math:`\Sigma = \theta I + s^2 \mathbf{1}\mathbf{1}^\top` (see the
     module notes). ``theta`` is a scalar or a length-1 array."""
-    theta = _scalar(theta)
+    theta = _scalar(check_variance(theta, "theta"))
+    check_variance(prior_scale, "prior_scale")
+    y = _as_pairs(y, "y")
     d2 = (y[:, 0] - y[:, 1]) ** 2
     u2 = (y[:, 0] + y[:, 1]) ** 2
     wide = theta + 2.0 * prior_scale ** 2
@@ -188,8 +191,14 @@ def negative_em_objective(theta: Any, eta: dict, y: onp.ndarray,
     ``theta`` is a scalar or a length-1 array, ``eta`` the folded value of
     :func:`eta_pattern` (``{'mean': (N,), 'var': (N,)}``).
     """
-    theta = _scalar(theta)
-    m, v = eta["mean"], eta["var"]
+    theta = _scalar(check_variance(theta, "theta"))
+    check_variance(prior_scale, "prior_scale")
+    y = _as_pairs(y, "y")
+    if not isinstance(eta, dict) or "mean" not in eta or "var" not in eta:
+        raise TypeError("eta: expected a dict with 'mean' and 'var' (a folded "
+                        "value of eta_pattern), got {}".format(
+                            type(eta).__name__))
+    m, v = eta["mean"], check_variance(eta["var"], "eta['var']")
     s2 = prior_scale ** 2
     resid = (y[:, 0] - m) ** 2 + (y[:, 1] - m) ** 2 + 2.0 * v
     neg_log_lik = np.log(theta) + _LOG_2PI + resid / (2.0 * theta)
@@ -201,7 +210,9 @@ def negative_em_objective(theta: Any, eta: dict, y: onp.ndarray,
 def e_step(theta: float, y: onp.ndarray, prior_scale: float = 1.0) -> dict:
     """The exact posterior :math:`q(z_n) = N(m_n, v_n)` at ``theta``, as a
     folded value of :func:`eta_pattern`."""
-    theta = float(onp.reshape(theta, ()))
+    theta = float(onp.reshape(check_variance(theta, "theta"), ()))
+    prior_scale = check_positive(prior_scale, "prior_scale")
+    y = _as_pairs(y, "y")
     var = 1.0 / (2.0 / theta + 1.0 / prior_scale ** 2)
     mean = var * (y[:, 0] + y[:, 1]) / theta
     return {"mean": mean, "var": onp.full(y.shape[0], var)}
@@ -233,21 +244,26 @@ def _louis_fun(y: onp.ndarray):
 # ----------------------------------------------------------------------
 # Checks.
 
-def _as_pairs(data: Any) -> onp.ndarray:
+def _as_pairs(data: Any, name: str = "data") -> onp.ndarray:
     y = data.y if isinstance(data, NeymanScottData) else data
-    arr = onp.asarray(y)
+    label = name + ".y" if isinstance(data, NeymanScottData) or \
+        name == "data" else name
+    try:
+        arr = onp.asarray(y)
+    except Exception:  # ragged nested lists
+        arr = onp.asarray(None)
     if arr.dtype == object or not onp.issubdtype(arr.dtype, onp.number) or \
             onp.iscomplexobj(arr):
-        raise TypeError("data: expected NeymanScottData or an (N, 2) real "
-                        "array, got dtype {}".format(arr.dtype))
+        raise TypeError("{}: expected NeymanScottData or an (N, 2) real "
+                        "array, got dtype {}".format(name, arr.dtype))
     if arr.ndim != 2 or arr.shape[1] != 2 or arr.shape[0] == 0:
-        raise ValueError("data.y: expected shape (N, 2) with N >= 1, got "
-                         "{}".format(arr.shape))
+        raise ValueError("{}: expected shape (N, 2) with N >= 1, got "
+                         "{}".format(label, arr.shape))
     arr = arr.astype(float)
     if not onp.all(onp.isfinite(arr)):
         n, j = onp.argwhere(~onp.isfinite(arr))[0]
-        raise ValueError("data.y[{}, {}] is {}; the pairs must be "
-                         "finite".format(n, j, arr[n, j]))
+        raise ValueError("{}[{}, {}] is {}; the pairs must be "
+                         "finite".format(label, n, j, arr[n, j]))
     return arr
 
 

@@ -160,11 +160,13 @@ def check_cross_column(column: Any, shape: tuple, name: str) -> np.ndarray:
                      f"hyperparameter has shape {arr.shape}")
 
 
-def user_call(fun: Callable, name: str, where: str, *args: Any) -> Any:
+def user_call(fun: Callable, name: str, where: Any, *args: Any) -> Any:
     """``fun(*args)``, with an exception raised inside the user's function
     re-raised as a ``TypeError`` (for a ``TypeError``) or ``ValueError``
     (otherwise) that names ``fun``'s argument name and the point
-    (``where``), the original exception chained as the cause.
+    (``where``: a string, or a callable of no arguments returning one, so
+    that describing the point costs nothing unless it fails), the original
+    exception chained as the cause.
 
     refold's own ``ValueError``/``TypeError`` (already naming an argument)
     and ``KeyboardInterrupt`` pass unchanged.
@@ -186,7 +188,8 @@ def type_for(err: BaseException) -> type:
     return TypeError if isinstance(err, TypeError) else ValueError
 
 
-def _user_message(name: str, where: str, err: BaseException) -> str:
+def _user_message(name: str, where: Any, err: BaseException) -> str:
+    where = where() if callable(where) else where
     text = str(err) or "(no message)"
     if isinstance(err, KeyError):
         text = f"missing key {text}"
@@ -205,7 +208,8 @@ def _names_argument(err: BaseException) -> bool:
 def describe_point(value: Any, limit: int = 6) -> str:
     """A short rendering of a point for messages: the first entries of a
     vector, with its length."""
-    arr = np.asarray(value, dtype=float).ravel()
+    from autograd.tracer import getval
+    arr = np.asarray(getval(value), dtype=float).ravel()
     shown = np.array2string(arr[:limit], precision=4, separator=", ")
     if arr.size > limit:
         shown = shown[:-1] + ", ...]"

@@ -246,7 +246,8 @@ class WeightSensitivity:
         grad0 = self._grad(self._opt_par, self._ones)
         if check_bool(validate_optimum, "validate_optimum"):
             _validate_optimum(grad0, self.solver, self._opt_par,
-                              tol=optimum_tol, name="opt_par")
+                              tol=optimum_tol, name="opt_par",
+                              tol_name="optimum_tol")
 
     # ------------------------------------------------------------------ setup
     def objective(self, theta, weights):
@@ -391,7 +392,8 @@ class WeightSensitivity:
     def refit(self, weights, **refit_options: Any) -> np.ndarray:
         """Re-optimise with the given weights, from ``opt_par``, with
         :func:`refold.sensitivity.refit.refit`; returns the new optimum."""
-        w = np.asarray(weights, dtype=float)
+        w = np.array(real_array(weights, "weights", allow_bool=True),
+                     dtype=float)
         if w.shape != (self._n_obs,):
             raise ValueError(f"weights must have shape ({self._n_obs},); got "
                              f"{w.shape}")

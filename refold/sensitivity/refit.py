@@ -24,7 +24,9 @@ import numpy as np
 import scipy.optimize
 import scipy.sparse.linalg
 
-from refold.sensitivity._checks import check_int, real_array
+from refold.sensitivity._checks import (
+    check_bool, check_int, check_positive_float, describe_point, real_array,
+    user_call)
 from refold.sensitivity.hvp import dense_hessian, get_hvp
 
 __all__ = ["refit"]
@@ -39,6 +41,22 @@ def _as_start(init_par: Any) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         raise ValueError("init_par must be finite; it has NaN or inf entries")
     return arr
+
+
+def _guarded(objective_fun: Callable) -> tuple:
+    """``(fun, scipy_fun)``: ``objective_fun`` with an exception raised
+    inside it re-raised naming ``objective_fun`` and the point (autograd
+    differentiates through ``fun``), and the value scipy's trust region sees,
+    in which NaN is ``+inf``: a rejected step that shrinks the region (NaN
+    would neither be accepted nor shrink it, and the method would stall)."""
+    def fun(x, *args):
+        return user_call(objective_fun, "objective_fun",
+                         lambda: f"at par = {describe_point(x)}", x, *args)
+
+    def scipy_fun(x, *args):
+        value = fun(x, *args)
+        return np.inf if np.isnan(value) else value
+    return fun, scipy_fun
 
 
 def _newton_polish(x, grad, hessp, hess, args, gtol, max_steps=20):
@@ -113,12 +131,19 @@ def refit(objective_fun: Callable, init_par: Any, hyper_par: Any = None, *,
     ``HyperparameterSensitivityLinearApproximation`` (whose solver rejects
     an indefinite Hessian) covers that.
 
+    A NaN value at a trial point is a rejected step, like ``+inf``: the
+    trust region shrinks and the optimiser continues from the last
+    accepted point.
+
     Raises
     ------
     ValueError
         When ``init_par`` is not a finite 1-d array, the objective is not a
         finite scalar at ``init_par``, or the optimiser does not converge
         (the message gives its reason and the final gradient norm).
+    ValueError or TypeError
+        When ``objective_fun`` raises: the message names ``objective_fun``
+        and the point where it failed (the original exception is chained).
 
     Examples
     --------
@@ -131,10 +156,11 @@ def refit(objective_fun: Callable, init_par: Any, hyper_par: Any = None, *,
         raise TypeError(f"objective_fun must be callable; got "
                         f"{type(objective_fun).__name__}")
     x0 = _as_start(init_par)
-    if not (np.isfinite(gtol) and gtol > 0):
-        raise ValueError(f"gtol must be a positive number; got {gtol!r}")
+    gtol = check_positive_float(gtol, "gtol")
     check_int(maxiter, "maxiter", minimum=1, type_error=ValueError)
+    hvp = check_bool(hvp, "hvp")
     args = () if hyper_par is None else (hyper_par,)
+    objective_fun, scipy_fun = _guarded(objective_fun)
 
     value0 = np.asarray(objective_fun(x0, *args))
     if value0.size != 1 or not np.isfinite(value0).all():
@@ -147,14 +173,14 @@ def refit(objective_fun: Callable, init_par: Any, hyper_par: Any = None, *,
     if hvp:
         hessp = get_hvp(objective_fun, argnum=0)
         result = scipy.optimize.minimize(
-            objective_fun, x0, args=args, jac=grad,
+            scipy_fun, x0, args=args, jac=grad,
             hessp=lambda x, v, *a: hessp(x, v, *a),
             method="trust-ncg", options=options)
     else:
         def hess(x, *a):
             return dense_hessian(objective_fun, x, *a)
         result = scipy.optimize.minimize(
-            objective_fun, x0, args=args, jac=grad, hess=hess,
+            scipy_fun, x0, args=args, jac=grad, hess=hess,
             method="trust-ncg", options=options)
     x = np.asarray(result.x, dtype=float)
     if np.all(np.isfinite(x)) and result.status in (0, 2):

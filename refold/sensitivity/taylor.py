@@ -303,7 +303,7 @@ class ParametricSensitivityTaylorExpansion:
         self.hess_solver = as_solver(hess_solver, dim=par0.size)
         if _check_bool(validate_optimum, "validate_optimum"):
             _validate_optimum(ee0, self._solve, par0, tol=optimum_tol,
-                              name="input_val0")
+                              name="input_val0", tol_name="optimum_tol")
 
         self._derivs = _OptimumDerivatives(
             estimating_equation, par0, hyper0, self._solve, self._order,
@@ -419,6 +419,8 @@ class ParametricSensitivityTaylorExpansion:
             sum.
         """
         max_order = self._check_max_order(max_order)
+        add_offset = _check_bool(add_offset, "add_offset")
+        sum_terms = _check_bool(sum_terms, "sum_terms")
         dirs, batched = self._as_directions(new_hyper_val, "new_hyper_val",
                                             True)
         derivs = self._derivs.derivatives(dirs, max_order)
@@ -462,6 +464,8 @@ class ParametricSensitivityTaylorExpansion:
             Only when ``return_report``.
         """
         max_order = self._check_max_order(max_order)
+        sum_terms = _check_bool(sum_terms, "sum_terms")
+        return_report = _check_bool(return_report, "return_report")
         terms = self.evaluate_taylor_series_terms(new_hyper_val, add_offset,
                                                   max_order)
         stacked = np.stack(terms)
@@ -495,6 +499,10 @@ class ParametricSensitivityTaylorExpansion:
         report : TaylorSeriesReport
         """
         max_order = self._check_max_order(max_order)
+        refit = _check_bool(refit, "refit")
+        if refit_options is not None and not isinstance(refit_options, dict):
+            raise TypeError(f"refit_options must be a dict or None; got "
+                            f"{type(refit_options).__name__}")
         new, batched = self._as_directions(new_hyper_val, "new_hyper_val",
                                            False)
         stacked = np.stack(self.evaluate_taylor_series_terms(

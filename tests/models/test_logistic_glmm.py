@@ -407,7 +407,7 @@ def test_bad_fit_and_simulate_arguments(good):
         simulate(5, 10)
     with pytest.raises(ValueError, match=r"beta must have shape \(3,\)"):
         simulate(50, 5, 3, beta=[1.0, 2.0])
-    with pytest.raises(ValueError, match="tau finite and positive"):
+    with pytest.raises(ValueError, match="tau: expected a positive finite"):
         simulate(50, 5, 3, tau=-1.0)
     with pytest.raises(TypeError, match="rng: expected None, an int seed"):
         simulate(50, 5, 3, rng="seed")

@@ -498,9 +498,17 @@ def test_saddle_point_is_diagnosed():
                                          "opt_par_value: hessian is not positive "
                                          "definite"):
         LinearResponseCovariances(saddle, np.zeros(2))
-    # Matrix-free: the gradient is exactly zero, so CG meets the negative
-    # curvature at the first solve that explores it.
-    lr = LinearResponseCovariances(saddle, np.zeros(2), factorize_hessian=False)
+    # Matrix-free: the gradient is exactly zero, so CG alone would not meet
+    # the negative curvature before a solve explored it; the Lanczos
+    # curvature probe diagnoses it at construction (the optimum check).
+    with pytest.raises(ValueError, match="the Hessian at opt_par_value: the "
+                                         "Hessian is not positive definite: a "
+                                         "8-step Lanczos curvature probe"):
+        LinearResponseCovariances(saddle, np.zeros(2), factorize_hessian=False)
+    # Without the probe, CG still meets it at the first solve exploring it.
+    lr = LinearResponseCovariances(
+        saddle, np.zeros(2), factorize_hessian=False,
+        solver_options={"cg_opts": {"curvature_probe": 0}})
     with pytest.raises(ValueError, match="the Hessian at opt_par_value: the "
                                          "Hessian is not positive definite along "
                                          "a conjugate-gradient"):
