@@ -137,6 +137,7 @@ from refold.models._data import check_bool
 from refold.models.local_blocks import (_check_eta_blocks, _LocalFactor,
                                         infer_eta_blocks, log_simplex)
 from refold.patterns.base import Pattern
+from refold.sensitivity._checks import type_for
 from refold.sensitivity.optimum import validate_optimum as _validate_optimum
 from refold.sensitivity.solvers import get_dense_cholesky_solver
 from refold.sensitivity.sparse_hessian import SparseBlockHessian
@@ -428,12 +429,19 @@ class EMCovariance:
     def _joint_gradient(self, joint_par) -> onp.ndarray:
         try:
             value = self._objective(self.theta_opt, self.eta_opt)
-        except (ValueError, TypeError, IndexError, KeyError) as err:
-            raise type(err)(
-                "objective_fun(theta_folded, eta_folded) failed at "
+        except (KeyboardInterrupt, SystemExit, MemoryError):
+            raise
+        except Exception as err:
+            # A ValueError/TypeError naming objective_fun, whatever the user's
+            # function raised (a KeyError for a key its pattern lacks, ...).
+            raise type_for(err)(
+                "objective_fun(theta_folded, eta_folded) raised {} at "
                 "(theta_opt, eta_opt): {}. Check that theta_pattern and "
                 "eta_pattern describe the arguments objective_fun "
-                "expects.".format(err)) from err
+                "expects.".format(type(err).__name__,
+                                  "missing key {}".format(err)
+                                  if isinstance(err, KeyError) else err)
+            ) from err
         value = onp.asarray(value)
         if value.size != 1 or not onp.isfinite(value).all():
             raise ValueError("objective_fun must return a finite scalar at "
@@ -481,19 +489,13 @@ class EMCovariance:
         self.local_blocks = blocks.local_blocks
 
     def _check_optimum(self, grad, tol) -> None:
+        """The E-step first, then theta: ``eta_opt`` is checked against the
+        optimum of eta at ``theta_opt`` (the Newton step of the eta blocks
+        alone), so an ``eta_opt`` off its E-step is blamed on ``eta_opt``;
+        then ``theta_opt`` by the reduced (marginal) gradient."""
         p = self.theta_dim
         local = self._local
         grad_theta, grad_eta = grad[:p], grad[p:]
-        reduced = grad_theta - local.cross_times_pinv(
-            grad_eta[self.eta_blocks])
-        self.info["theta_step"] = _validate_optimum(
-            reduced, self._marginal_solver, self._theta_vec, tol=tol,
-            name="theta_opt", opt_out="validate_optimum=False")
-        step_theta = self._marginal_solver(reduced)
-        resid = grad_eta[self.eta_blocks] - onp.einsum(
-            "npk,p->nk", self.cross_blocks, step_theta)
-        resid_vec = onp.empty_like(grad_eta)
-        resid_vec[self.eta_blocks] = resid
         blocks = self.eta_blocks
 
         def eta_solver(b):
@@ -502,8 +504,14 @@ class EMCovariance:
             return out
 
         self.info["eta_step"] = _validate_optimum(
-            resid_vec, eta_solver, self._eta_vec, tol=tol, name="eta_opt",
-            opt_out="validate_optimum=False")
+            grad_eta, eta_solver, self._eta_vec, tol=tol,
+            name="eta_opt",
+            opt_out="validate_optimum=False", tol_name="optimum_tol")
+        reduced = grad_theta - local.cross_times_pinv(grad_eta[blocks])
+        self.info["theta_step"] = _validate_optimum(
+            reduced, self._marginal_solver, self._theta_vec, tol=tol,
+            name="theta_opt", opt_out="validate_optimum=False",
+            tol_name="optimum_tol", hvp=lambda v: self._marginal @ v)
 
     # ------------------------------------------------------------------
     # Results.

@@ -165,6 +165,14 @@ def check_shape(shape: Any, name: str = "shape") -> tuple:
             raise ValueError(
                 "{}: expected non-negative sizes, got {!r}".format(name, shape))
         out.append(int(item))
+    # numpy indexes with intp: a larger array cannot exist (and numpy would
+    # raise OverflowError, not name the argument).
+    if math.prod(out) > onp.iinfo(onp.intp).max or any(
+            item > onp.iinfo(onp.intp).max for item in out):
+        raise ValueError(
+            "{}: expected an array numpy can index (at most {} entries), "
+            "got {!r} ({} entries)".format(
+                name, onp.iinfo(onp.intp).max, shape, math.prod(out)))
     return tuple(out)
 
 

@@ -310,12 +310,38 @@ class PSDSymmetricMatrixPattern(ArrayPattern):
             return None
         return onp.clip(onp.ceil(row_log / onp.log(2.0)), _K_MIN, _K_MAX)
 
+    def _rounding_jitter(self, raw):
+        """What adding and subtracting ``diag_lb`` costs in rounding: the
+        diagonal of ``A - diag_lb I`` is known only to ``eps |A_ii|``, so a
+        matrix folded from a free value whose ``L L^T`` has eigenvalues
+        below that can come out of the subtraction slightly indefinite.
+        Returns ``4 eps max_i |A_ii|`` per matrix (shape batch + (1, 1)),
+        or ``None`` when ``diag_lb`` is 0 (no rounding to forgive)."""
+        if not self._diag_lb:
+            return None
+        diag = onp.abs(onp.diagonal(onp.asarray(raw, dtype=float),
+                                    axis1=-1, axis2=-2))
+        return (4.0 * onp.finfo(float).eps
+                * onp.max(diag, axis=-1))[..., None, None]
+
+    def _cholesky(self, shifted, raw, batch_shape, path, lib=np):
+        """Cholesky of ``A - diag_lb I``; when it fails, once more with the
+        rounding jitter of :meth:`_rounding_jitter` on the diagonal, so
+        every value ``fold`` returns validates and flattens back."""
+        try:
+            return lib.linalg.cholesky(shifted)
+        except onp.linalg.LinAlgError:
+            jitter = self._rounding_jitter(raw)
+            if jitter is not None:
+                try:
+                    return lib.linalg.cholesky(shifted + jitter * self._lay.eye)
+                except onp.linalg.LinAlgError:
+                    pass
+            self._raise_not_pd(getval(shifted), batch_shape, path)
+
     def _flatten_free(self, folded, batch_shape, path):
         shifted = self._shifted(folded)
-        try:
-            chol = np.linalg.cholesky(shifted)
-        except onp.linalg.LinAlgError:
-            self._raise_not_pd(getval(shifted), batch_shape, path)
+        chol = self._cholesky(shifted, getval(folded), batch_shape, path)
         log_diag = np.log(np.diagonal(chol, axis1=-1, axis2=-2))
         tri = chol * self._lay.offmask + log_diag[..., None] * self._lay.eye
         return _pack_tril(tri, self._size)
@@ -355,11 +381,7 @@ class PSDSymmetricMatrixPattern(ArrayPattern):
                    onp.take(flat, self._lay.pos_upper, axis=-1)):
             self._check_symmetry(raw, batch_shape, path)
         if factor:
-            shifted = self._shifted(raw)
-            try:
-                onp.linalg.cholesky(shifted)
-            except onp.linalg.LinAlgError:
-                self._raise_not_pd(shifted, batch_shape, path)
+            self._cholesky(self._shifted(raw), raw, batch_shape, path, onp)
 
     def _check_symmetry(self, raw, batch_shape, path):
         """Raise if an asymmetry exceeds the tolerance (per matrix)."""

@@ -457,8 +457,12 @@ def test_objective_failures(moderate):
     with pytest.raises(ValueError, match="objective_fun must return a "
                                          "finite scalar"):
         _em(moderate, objective_fun=lambda th, eta: np.nan)
-    with pytest.raises(KeyError, match="objective_fun"):
+    # The user's KeyError is wrapped (a ValueError naming objective_fun and
+    # the missing key), the original kept as the cause.
+    with pytest.raises(ValueError, match="objective_fun.*raised KeyError.*"
+                                         "missing key 'missing'") as info:
         _em(moderate, objective_fun=lambda th, eta: th["missing"])
+    assert isinstance(info.value.__cause__, KeyError)
 
 
 def test_louis_errors_and_table_names(moderate):
