@@ -2,14 +2,14 @@ r"""How far a Taylor series of an optimum can be trusted (private).
 
 :class:`TaylorSeriesReport` and :class:`TaylorSeriesWarning` (documented in
 :mod:`refold.sensitivity.taylor`) and the test behind them: a series is
-taken to have stopped converging when its last term is not smaller than the
-larger of the two before it (unless it is negligible).
+taken to have stopped converging when the ratio test says its terms no
+longer shrink geometrically (see :func:`_ratio_test`).
 """
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Union
+from typing import NamedTuple, Union
 
 import numpy as np
 
@@ -40,8 +40,10 @@ class TaylorSeriesReport:
         Shape ``(K,)`` (or ``(n_dir, K)``): sizes of the terms
         :math:`a_k / k!` for ``k = 1..K``.
     converging : bool or numpy.ndarray
-        ``False`` when the last term is not smaller than the larger of the
-        two before it: the series has stopped converging.
+        ``False`` when the ratio test says the terms have stopped shrinking
+        geometrically: the last ratio of successive term sizes, or its
+        limit extrapolated in ``1/k``, is at least 1, or the geometric tail
+        it implies exceeds the first term.
     residual_norm : float or numpy.ndarray
         :math:`\|g(\theta_T, \epsilon_{new})\|`.
     newton_step_norm : float or numpy.ndarray
@@ -85,15 +87,70 @@ class TaylorSeriesReport:
         return "\n".join(lines)
 
 
+class RatioTest(NamedTuple):
+    """The evidence of the ratio test on a row of term sizes."""
+
+    converging: bool
+    order: int            # the order judged (the last one)
+    ratio: float          # |t_K| / |t_K-1| (root of it across zero terms)
+    limit: float          # the ratio extrapolated to K -> infinity
+    tail: float           # geometric estimate of the neglected terms
+    first: float          # the size of the first significant term
+
+
+def _ratio_test(norms: np.ndarray, scale: float) -> RatioTest:
+    r"""Whether a series with term sizes ``norms`` (orders 1..K) still
+    converges geometrically at order K.
+
+    The ratio test: :math:`r_k = |t_k| / |t_{k-1}|` (across negligible
+    terms, e.g. the vanishing odd terms of a symmetric problem, the
+    geometric mean per order), or the two-step
+    :math:`(|t_k| / |t_{k-2}|)^{1/2}` when smaller (one nearly cancelling
+    term between two larger ones is a see-saw, not divergence).  Near a singularity at radius :math:`R` the
+    ratios approach :math:`|\Delta\epsilon| / R` like :math:`a + b / k`, so
+    the limit is extrapolated linearly in :math:`1/k` from the last two
+    (Domb--Sykes: :math:`r_\infty = k r_k - (k-1) r_{k-1}`, exact for
+    :math:`\log(1+\epsilon)` and for poles) when the ratios are rising
+    regularly (the last at most twice the one before).
+    The series has stopped converging when the last ratio or its limit
+    is at least 1, or when the geometric tail :math:`|t_K| r / (1 - r)` it
+    implies exceeds the first term (the neglected terms would then be
+    larger than the whole first-order change).  A negligible last term
+    (``<= 64 eps scale``) or a single term passes.
+    """
+    k = norms.size
+    tiny = 64 * np.finfo(float).eps * scale
+    sig = np.flatnonzero(norms > tiny)
+    if k < 2 or norms[-1] <= tiny or sig.size < 2:
+        return RatioTest(True, k, 0.0, 0.0, 0.0, float(norms[0]) if k else 0.)
+    orders = sig + 1
+    vals = norms[sig]
+    ratios = (vals[1:] / vals[:-1]) ** (1.0 / np.diff(orders))
+    if vals.size >= 3:
+        # Two-step ratios smooth an odd/even see-saw (one small term between
+        # two larger ones, common when a term nearly cancels): take the
+        # smaller of the one-step and the two-step (per order) estimate.
+        two = (vals[2:] / vals[:-2]) ** (1.0 / (orders[2:] - orders[:-2]))
+        ratios[1:] = np.minimum(ratios[1:], two)
+    ratio = float(ratios[-1])
+    limit = ratio
+    # Extrapolate only ratios that rise regularly (like a + b/k: the last
+    # at most twice the one before); a jump is a see-saw, not a singularity.
+    if ratios.size >= 2 and ratios[-2] < ratios[-1] <= 2 * ratios[-2]:
+        k1, k0 = orders[-1], orders[-2]
+        # linear in 1/k through (1/k0, r0) and (1/k1, r1), at 1/k = 0
+        limit = float(ratios[-1] + (ratios[-1] - ratios[-2])
+                      * (1.0 / k1) / (1.0 / k0 - 1.0 / k1))
+    first = float(vals[0])
+    tail = np.inf if limit >= 1 else float(vals[-1] * limit / (1 - limit))
+    ok = ratio < 1 and limit < 1 and tail <= first
+    return RatioTest(bool(ok), k, ratio, limit, tail, first)
+
+
 def _series_converging(norms: np.ndarray, scale: float) -> bool:
-    """Whether the last term is smaller than the larger of the two before
-    it (or negligible).  One term cannot be judged: ``True``."""
-    if norms.size < 2:
-        return True
-    last = norms[-1]
-    if last <= 64 * np.finfo(float).eps * scale:
-        return True
-    return bool(last < np.max(norms[-3:-1]))
+    """Whether the series still converges geometrically (the ratio test of
+    :func:`_ratio_test`)."""
+    return _ratio_test(norms, scale).converging
 
 
 def _term_norms(stacked: np.ndarray) -> np.ndarray:
@@ -104,30 +161,45 @@ def _term_norms(stacked: np.ndarray) -> np.ndarray:
     return np.max(np.abs(terms), axis=2).T
 
 
+def _scale(par0: np.ndarray, row: np.ndarray) -> float:
+    return max(1.0, float(np.max(np.abs(par0))), float(row.max()))
+
+
 def _converging(norms: np.ndarray, par0: np.ndarray) -> np.ndarray:
     """Whether each row of term sizes is converging, on the scale of the
     optimum ``par0``."""
-    scale = max(1.0, float(np.max(np.abs(par0))))
-    return np.array([_series_converging(row, max(scale, row.max()))
+    return np.array([_series_converging(row, _scale(par0, row))
                      for row in norms])
 
 
 def _warn_if_diverging(stacked: np.ndarray, par0: np.ndarray) -> None:
     """Warn (for the caller's caller) when a stacked series stops
-    converging."""
+    converging, with the ratio test's evidence."""
     norms = _term_norms(stacked)
-    ok = _converging(norms, par0)
-    if np.all(ok):
+    tests = [_ratio_test(row, _scale(par0, row)) for row in norms]
+    bad = [i for i, t in enumerate(tests) if not t.converging]
+    if not bad:
         return
-    bad = np.flatnonzero(~ok)
     k = norms.shape[1]
     where = "" if stacked.ndim == 2 else \
-        f" for direction(s) {bad[:10].tolist()} of new_hyper_val"
-    row = norms[bad[0]]
+        f" for direction(s) {bad[:10]} of new_hyper_val"
+    t = tests[bad[0]]
+    if t.ratio >= 1:
+        why = (f"the order-{k} term ({norms[bad[0], -1]:.3g}) is not smaller "
+               f"than the terms before it: the ratio of successive term "
+               f"sizes is {t.ratio:.3g} >= 1")
+    elif t.limit >= 1:
+        why = (f"the ratios of successive term sizes are rising towards "
+               f"{t.limit:.3g} >= 1 (last ratio {t.ratio:.3g}, extrapolated "
+               f"in 1/k): the terms stop shrinking geometrically, so the "
+               f"change is beyond the radius of convergence")
+    else:
+        why = (f"the terms shrink too slowly: with ratio {t.limit:.3g} the "
+               f"neglected terms sum to about {t.tail:.3g}, more than the "
+               f"first-order term ({t.first:.3g})")
     warnings.warn(
-        f"The Taylor series of order {k} is not converging{where}: the "
-        f"order-{k} term has size {row[-1]:.3g}, not smaller than the "
-        f"earlier terms ({', '.join(f'{v:.3g}' for v in row[-3:-1])}). "
+        f"The Taylor series of order {k} is not converging{where}: {why} "
+        f"(term sizes {', '.join(f'{v:.3g}' for v in norms[bad[0]])}). "
         f"The prediction is unreliable this far from hyper_val0; use a "
         f"smaller change or re-fit (refold.sensitivity.refit.refit).",
         TaylorSeriesWarning, stacklevel=3)

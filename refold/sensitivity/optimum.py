@@ -321,12 +321,11 @@ def validate_optimum(grad_at_opt, solver: Callable[[np.ndarray], np.ndarray],
         else:
             what = (f"the Newton step H^-1 grad has max-abs size "
                     f"{report.step_norm:.3g}")
-        floors = (f"; tol = max({tol_name} = {report.requested_tol:.3g}, "
-                  f"precision floor {report.precision_floor:.3g} from the "
-                  f"precision {name} came in, conditioning floor "
-                  f"{report.conditioning_floor:.3g} = 32 eps cond(H)"
-                  + ("" if report.conditioning_floor else " (not estimated)")
-                  + ")")
+        cond = (f"{report.conditioning_floor:.2g}"
+                if report.conditioning_floor else "not estimated")
+        floors = (f" (tol = max({tol_name} {report.requested_tol:.3g}, "
+                  f"input-precision floor {report.precision_floor:.2g}, "
+                  f"conditioning floor 32 eps cond(H) {cond}))")
         raise ValueError(
             f"{name} is not an optimum: {what} (gradient max-abs size "
             f"{report.grad_norm:.3g}), larger than the tolerance "
