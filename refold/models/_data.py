@@ -15,7 +15,8 @@ from autograd.tracer import getval
 from refold.patterns.base import Pattern
 
 __all__ = ["check_int", "check_bool", "check_positive", "check_finite",
-           "check_variance", "check_tol",
+           "check_variance", "check_data_scale", "DATA_SCALE_RANGE",
+           "check_tol",
            "resolve_rng", "real_array", "check_design", "index_array",
            "check_index_range", "group_index", "check_init"]
 
@@ -96,6 +97,43 @@ def check_variance(value: Any, name: str, *, allow_zero: bool = False):
             label, "non-negative" if allow_zero else "positive",
             float(raw[where] if raw.ndim else raw)))
     return value
+
+
+#: The spreads (standard deviations) of data the worked models fit
+#: reliably in float64 (see :func:`check_data_scale`).
+DATA_SCALE_RANGE = (1e-30, 1e30)
+
+
+def check_data_scale(arr: onp.ndarray, name: str) -> None:
+    """Refuse data whose spread is outside :data:`DATA_SCALE_RANGE`.
+
+    The worked models compute in the data's own units: squares of
+    deviations, and Hessians that scale like ``1 / variance**2``, so data of
+    standard deviation near ``1e+-80`` overflow or underflow somewhere in a
+    fit and the failure surfaces far from its cause (a singular sample
+    covariance, a non-finite Hessian, a starting value the user never
+    passed).  Each column of a finite 2-d ``arr`` (or a 1-d ``arr``) must
+    have a standard deviation, computed without overflow, in
+    ``[1e-30, 1e30]`` (fits were checked across that range); a zero spread
+    is left to the model's own checks (constant data).  The message says
+    that the data's scale is the problem and how to fix it.
+    """
+    cols = arr.reshape(arr.shape[0], -1) if arr.ndim > 1 else arr[:, None]
+    big = onp.max(onp.abs(cols), axis=0)
+    safe = onp.where(big > 0, big, 1.0)
+    spread = big * onp.std(cols / safe, axis=0)
+    low, high = DATA_SCALE_RANGE
+    bad = onp.flatnonzero((spread > 0) & ((spread < low) | (spread > high)))
+    if bad.size:
+        j = int(bad[0])
+        where = "" if cols.shape[1] == 1 else " (column {})".format(j)
+        raise ValueError(
+            "{}: the data's scale is the problem: its standard deviation{} is "
+            "{:.3g}, outside [{:g}, {:g}], the range over which this model's "
+            "float64 computations (squares, Hessians in 1/variance^2) are "
+            "reliable. Rescale the data (e.g. divide by a power of 10 near "
+            "its standard deviation), fit, and transform the estimates "
+            "back.".format(name, where, spread[j], low, high))
 
 
 def check_tol(value: Any, name: str = "tol") -> float:

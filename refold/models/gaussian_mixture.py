@@ -72,7 +72,8 @@ import scipy.special
 from autograd.scipy.special import logsumexp
 from autograd.tracer import getval
 
-from refold.models._data import (check_bool, check_index_range, check_init,
+from refold.models._data import (check_bool, check_data_scale,
+                                 check_index_range, check_init,
                                  check_int, check_tol, index_array,
                                  real_array, resolve_rng)
 from refold.models._em_fit import em_summary, squarem_point
@@ -485,6 +486,7 @@ def fit(data: Any, n_components: int, init: Optional[dict] = None,
     True
     """
     y = _check_observations(data)
+    check_data_scale(y, "data.y" if isinstance(data, MixtureData) else "data")
     n_obs, n_dim = y.shape
     n_components = check_int(n_components, "n_components", 1)
     if n_components < 2:

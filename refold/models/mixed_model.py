@@ -52,7 +52,7 @@ import numpy as onp
 import scipy.sparse as sp
 
 from refold.models._data import (check_design, check_init, check_int,
-                                 check_variance,
+                                 check_data_scale, check_variance,
                                  check_positive, check_tol, group_index,
                                  real_array, resolve_rng)
 from refold.models._em_fit import em_summary, iterate_em
@@ -484,6 +484,7 @@ def fit(data: MixedModelData, *, init: Optional[dict] = None,
     if not isinstance(data, MixedModelData):
         raise TypeError("data: expected a MixedModelData, got {}".format(
             type(data).__name__))
+    check_data_scale(data.y, "data.y")
     tol = check_tol(tol)
     max_iter = check_int(max_iter, "max_iter", 1)
     pattern = theta_pattern(data.n_fixed)

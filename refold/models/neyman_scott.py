@@ -55,7 +55,7 @@ import autograd.numpy as np
 import numpy as onp
 
 from refold.models._data import (check_int, check_positive, check_tol,
-                                 check_variance,
+                                 check_data_scale, check_variance,
                                  resolve_rng)
 from refold.models._em_fit import em_covariances, iterate_em
 from refold.models.em_covariance import EMCovariance
@@ -354,6 +354,8 @@ def fit(data: Any, method: str = "marginal", *,
         raise ValueError("method: expected one of {}, got {!r}".format(
             METHODS, method))
     y = _as_pairs(data)
+    check_data_scale(y, "data.y" if isinstance(data, NeymanScottData)
+                     else "data")
     if prior_scale is None:
         prior_scale = data.prior_scale if isinstance(
             data, NeymanScottData) else 1.0
