@@ -43,7 +43,7 @@ def check_bool(value: Any, name: str) -> bool:
 def check_positive(value: Any, name: str) -> float:
     """``value`` as a positive finite ``float`` (a scalar or a size-1 array;
     bools refused)."""
-    if isinstance(value, (bool, onp.bool_)):
+    if isinstance(value, (bool, onp.bool_, str, bytes)):
         raise TypeError("{}: expected a positive number, got {!r}".format(
             name, value))
     try:

@@ -341,6 +341,9 @@ def _check_observations(data: Any) -> onp.ndarray:
     y = data.y if isinstance(data, MixtureData) else data
     name = "data.y" if isinstance(data, MixtureData) else "data"
     arr = onp.asarray(y)
+    if arr.ndim == 2 and arr.shape[1] == 0:
+        raise ValueError("{}: expected at least one dimension (column), got "
+                         "shape {}".format(name, arr.shape))
     if arr.ndim == 2 and arr.shape[0] == 0:
         raise ValueError("{}: expected at least one observation, got shape "
                          "{}".format(name, arr.shape))

@@ -18,6 +18,9 @@ import numpy as np
 import scipy.special
 import scipy.stats
 
+from refold.models._data import (check_finite, check_int, check_positive,
+                                 real_array, resolve_rng)
+from refold.sensitivity._checks import user_call
 from refold.sensitivity.refit import refit
 
 __all__ = ["ImportanceSamplingResult", "laplace_importance_sampling"]
@@ -106,22 +109,29 @@ def laplace_importance_sampling(
         If the arguments are invalid, the Laplace covariance is not positive
         definite, or the weights are too degenerate (``ess < min_ess``).
     """
-    init = np.asarray(init, dtype=float)
-    if init.ndim != 1 or not np.all(np.isfinite(init)):
-        raise ValueError("init: expected a finite 1-d vector, got {}".format(
-            "shape {}".format(init.shape) if init.ndim != 1 else init))
-    for name, value, minimum in [("num_draws", num_draws, 2),
-                                 ("batch_size", batch_size, 1),
-                                 ("num_batches", num_batches, 2)]:
-        if not isinstance(value, (int, np.integer)) or value < minimum:
-            raise ValueError("{}: expected an integer >= {}, got {!r}".format(
-                name, minimum, value))
-    if not df > 0:
-        raise ValueError("df: expected a positive number, got {!r}".format(df))
-    rng = np.random.default_rng(rng)
+    if not callable(log_posterior):
+        raise TypeError("log_posterior: expected a callable, got {}".format(
+            type(log_posterior).__name__))
+    init = real_array(init, "init", 1)
+    if init.size == 0:
+        raise ValueError("init: expected a non-empty 1-d vector, got shape "
+                         "{}".format(init.shape))
+    num_draws = check_int(num_draws, "num_draws", 2)
+    batch_size = check_int(batch_size, "batch_size", 1)
+    num_batches = check_int(num_batches, "num_batches", 2)
+    df = check_positive(df, "df")
+    if min_ess is not None:
+        min_ess = check_finite(min_ess, "min_ess")
+        if min_ess < 0:
+            raise ValueError("min_ess: expected a non-negative number or "
+                             "None, got {!r}".format(min_ess))
+    rng = resolve_rng(rng)
 
     def negative(theta):
-        return -log_posterior(theta[None, :])[0]
+        value = user_call(log_posterior, "log_posterior",
+                          "at a point of shape (1, {})".format(theta.shape[0]),
+                          theta[None, :])
+        return -value[0]
 
     mode = refit(negative, init, gtol=1e-9).x
     hessian = autograd.hessian(negative)(mode)

@@ -75,6 +75,18 @@ def log_simplex(log_ratios):
     array([[0.5 , 0.5 ],
            [0.25, 0.75]])
     """
+    raw_in = getval(log_ratios)
+    if not isinstance(raw_in, onp.ndarray):
+        raw_in = onp.asarray(raw_in) if not isinstance(raw_in, str) else \
+            onp.asarray(None)
+        if raw_in.dtype.kind in "biuf":
+            log_ratios = raw_in
+    if raw_in.dtype == object or raw_in.dtype.kind not in "biuf" or \
+            raw_in.ndim < 1:
+        raise TypeError("log_ratios: expected a real array of shape (..., "
+                        "K - 1), got {}".format(
+                            "dtype {} and shape {}".format(raw_in.dtype,
+                                                           raw_in.shape)))
     shape = anp.shape(log_ratios)[:-1] + (1,)
     logits = anp.concatenate([anp.zeros(shape), log_ratios], axis=-1)
     raw = onp.asarray(getval(logits))

@@ -31,6 +31,7 @@ import autograd
 import numpy as np
 import scipy.sparse as sps
 
+from refold.sensitivity._checks import user_call
 from refold.sensitivity.colouring import colour_columns
 
 __all__ = ["MomentJacobianColouring", "colour_moment_jacobian"]
@@ -173,10 +174,19 @@ def _jvp_or_raise(jvp: Callable, direction: np.ndarray, num: Optional[int]):
     return tangent.reshape(-1)
 
 
+def _named(fun: Callable) -> Callable:
+    """``fun`` with an exception inside it re-raised naming
+    ``calculate_moments`` and the point (the cause chained)."""
+    def named(par):
+        return user_call(fun, "calculate_moments", "at opt_par_value", par)
+    return named
+
+
 def _coloured_jacobian(fun: Callable, par: np.ndarray,
                        colouring: MomentJacobianColouring,
                        verify: bool) -> sps.csr_array:
     """Sparse Jacobian from ``num_colours`` forward passes (+1 probe)."""
+    fun = _named(fun)
     num, dim = colouring.shape
     jvp = autograd.make_jvp(fun)(par)
     dirs = colouring.directions()
@@ -213,6 +223,7 @@ def _coloured_jacobian(fun: Callable, par: np.ndarray,
 
 def _dense_jacobian(fun: Callable, par: np.ndarray) -> np.ndarray:
     """Dense Jacobian by reverse mode (K <= D) or forward mode (K > D)."""
+    fun = _named(fun)
     dim = par.size
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Output seems independent of input")

@@ -33,7 +33,7 @@ import scipy.sparse as sps
 from refold.sensitivity._checks import as_vector as _as_vector
 from refold.sensitivity._checks import (
     check_bool as _check_bool, check_cross_column as _check_cross_column,
-    user_call as _user_call)
+    check_optional_bool as _check_optional_bool, user_call as _user_call)
 from refold.sensitivity._equation_solver import (
     SolverSpec, _check_solver_spec, _check_square, _make_solver, _no_solve,
     _solve, estimating_equation_solver)
@@ -204,10 +204,7 @@ class EstimatingEquationLinearApproximation:
         self._solver_spec = _check_solver_spec(
             solver if solver is not None else hess_solver,
             "solver" if solver is not None else "hess_solver")
-        if symmetric not in (None, True, False):
-            raise TypeError(f"symmetric must be None, True or False; got "
-                            f"{symmetric!r}")
-        self._symmetric = symmetric
+        self._symmetric = _check_optional_bool(symmetric, "symmetric")
         self._solver_options = dict(solver_options or {})
         self._solution_tol = solution_tol
         self.set_location(input_val0, hyper_val0, estimating_equation_jac0,
