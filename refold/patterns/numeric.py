@@ -93,6 +93,17 @@ class NumericArrayPattern(ArrayPattern):
         # A width that overflows is handled by working with half-widths.
         self._half = not onp.isfinite(width)
         self._width = (self._ub / 2 - self._lb / 2) if self._half else width
+        # The innermost floats: a fold that rounds onto a bound (lb + exp(f)
+        # with exp(f) below half an ulp of lb) is moved to them, so that
+        # every folded value validates and flattens back.
+        self._inner = (onp.nextafter(self._lb, onp.inf),
+                       onp.nextafter(self._ub, -onp.inf))
+        if (self._has_lb or self._has_ub) and \
+                not self._inner[0] <= self._inner[1]:
+            raise ValueError(
+                "lb, ub: no float lies strictly between lb={} and ub={}, so "
+                "the free parameterisation has no values".format(
+                    self._lb, self._ub))
         super().__init__(self._size, self._size, free_default=free_default)
 
     # paragami's accessors ------------------------------------------------
@@ -143,7 +154,7 @@ class NumericArrayPattern(ArrayPattern):
                         path, "the free flat value is {} at free "
                         "coordinate {}; free values must be "
                         "finite".format(raw[idx], idx[-1]))
-        folded = self._constrain(flat)
+        folded = self._off_the_bounds(self._constrain(flat))
         shape = self._full_shape(batch_shape) if batch_shape else self._shape
         if type(folded) is onp.ndarray:
             return folded.reshape(shape)
@@ -253,6 +264,17 @@ class NumericArrayPattern(ArrayPattern):
             if value < self._lb else \
             "above the upper bound ub={}".format(self._ub)
         raise path_error(where, "the value {} is {}".format(value, side))
+
+    def _off_the_bounds(self, folded):
+        """Folded values that rounded onto a bound, moved to the innermost
+        float (see ``_inner``): the free map there is finite, so the value
+        validates and flattens back to a free value folding to it again."""
+        if not (self._has_lb or self._has_ub):
+            return folded
+        lo, hi = self._inner
+        if type(folded) is onp.ndarray:
+            return onp.clip(folded, lo, hi, out=folded)
+        return np.clip(folded, lo, hi)
 
     def _constrain(self, free):
         """Map free values to the bounded set; never NaN for finite input.
