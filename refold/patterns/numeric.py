@@ -367,8 +367,18 @@ class NumericArrayPattern(ArrayPattern):
     def _unconstrain_careful(self, x):
         """Overflow-free version, for values whose differences overflow."""
         def log_diff(a, b):
-            # log(a - b) for a > b, halving to avoid overflow
-            return np.log(a / 2.0 - b / 2.0) + _LOG2
+            # log(a - b) for a > b: directly where the difference is finite
+            # (halving would lose the smallest subnormal differences), by
+            # halves where it overflows; each log sees only safe inputs.
+            with onp.errstate(over="ignore", invalid="ignore"):
+                direct = a - b
+            ok = onp.isfinite(getval(direct))
+            if ok.all():
+                return np.log(direct)
+            half = np.log(np.where(ok, 2.0, a / 2.0 - b / 2.0)) + _LOG2
+            if not ok.any():
+                return half
+            return np.where(ok, np.log(np.where(ok, direct, 1.0)), half)
         if self._has_lb and self._has_ub:
             return log_diff(x, self._lb) - log_diff(self._ub, x)
         if self._has_lb:

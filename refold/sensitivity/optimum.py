@@ -81,7 +81,7 @@ class OptimumReport(NamedTuple):
     #: The floor from the precision of ``opt_par`` (``2 eps`` of its
     #: precision: float32-rounded values get ``2 * 2**-23``).
     precision_floor: float = 0.0
-    #: The floor from the conditioning of the Hessian (``32 eps cond``,
+    #: The floor from the conditioning of the Hessian (``8 eps cond``,
     #: ``cond`` estimated by one product and one solve), or 0 when not
     #: estimated.
     conditioning_floor: float = 0.0
@@ -137,7 +137,8 @@ def _conditioning(hvp: Callable, solver: Callable, dim: int) -> float:
     :math:`\pm 1` vector ``z``, :math:`\|Hz\|_\infty \|H^{-1}z\|_\infty`
     (one product, one solve).  It under-estimates by at most the factor
     by which ``z`` misses the extreme directions; the floor built on it
-    has a factor 32 of slack."""
+    has a factor 8 of slack (measured: at cond(H) = 1e12 the step at
+    an exact optimum was 15 times below eps cond(H))."""
     z = np.where(np.random.default_rng(0).random(dim) < 0.5, -1.0, 1.0)
     hz = np.asarray(hvp(z), dtype=float).ravel()
     hiz = np.asarray(solver(z), dtype=float).ravel()
@@ -209,7 +210,7 @@ def check_optimum(grad_at_opt, solver: Callable[[np.ndarray], np.ndarray],
     float16's 11 significant bits, so "round" values such as 0 or 1.5 do
     not count: rounding an exact optimum to
     float32 moves it by up to ``eps32 / 2`` relative, and the Newton step
-    measures exactly that move); ``conditioning_floor = 32 eps cond(H)``
+    measures exactly that move); ``conditioning_floor = 8 eps cond(H)``
     (with ``hvp``; ``cond`` estimated by one product and one solve): the
     rounding error of a gradient evaluated in double precision, about
     ``eps |H| |theta|``, becomes a Newton step of up to ``eps cond(H)
@@ -241,7 +242,7 @@ def check_optimum(grad_at_opt, solver: Callable[[np.ndarray], np.ndarray],
     if np.isfinite(step_norm) and step_norm > tol_f * scale:
         floor_p = 2.0 * _input_eps(par)
         if hvp is not None:
-            floor_c = 32.0 * float(np.finfo(float).eps) * _conditioning(
+            floor_c = 8.0 * float(np.finfo(float).eps) * _conditioning(
                 hvp, solver, par.size)
     tol_eff = max(tol_f, floor_p, floor_c)
     return OptimumReport(step_norm, grad_norm, scale, tol_eff, tol_f,
@@ -325,7 +326,7 @@ def validate_optimum(grad_at_opt, solver: Callable[[np.ndarray], np.ndarray],
                 if report.conditioning_floor else "not estimated")
         floors = (f" (tol = max({tol_name} {report.requested_tol:.3g}, "
                   f"input-precision floor {report.precision_floor:.2g}, "
-                  f"conditioning floor 32 eps cond(H) {cond}))")
+                  f"conditioning floor 8 eps cond(H) {cond}))")
         raise ValueError(
             f"{name} is not an optimum: {what} (gradient max-abs size "
             f"{report.grad_norm:.3g}), larger than the tolerance "
