@@ -108,8 +108,9 @@ def _ratio_test(norms: np.ndarray, scale: float) -> RatioTest:
     :math:`(|t_k| / |t_{k-2}|)^{1/2}` when smaller (one nearly cancelling
     term between two larger ones is a see-saw, not divergence).  Near a
     singularity at radius :math:`R` the ratios approach
-    :math:`|\Delta\epsilon| / R` like :math:`a + b / k`, so the limit is extrapolated linearly in :math:`1/k` from the last two
-    (Domb--Sykes: :math:`r_\infty = k r_k - (k-1) r_{k-1}`, exact for
+    :math:`|\Delta\epsilon| / R` like :math:`a + b / k`, so the limit is
+    extrapolated linearly in :math:`1/k` from the last two (Domb--Sykes:
+    :math:`r_\infty = k r_k - (k-1) r_{k-1}`, exact for
     :math:`\log(1+\epsilon)` and for poles) when the ratios are rising
     regularly (the last at most twice the one before).
     The series has stopped converging when the last ratio or its limit
