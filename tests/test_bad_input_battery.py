@@ -1,5 +1,5 @@
-"""The bad-input battery: more than 900 bad inputs, table-driven, over every
-public entry point (patterns, sensitivity, LR/EM covariances, the worked
+"""The bad-input battery: more than 1000 bad inputs, table-driven, over every
+public entry point and the methods users call (patterns, sensitivity, LR/EM covariances, the worked
 models), each classified clean / terse / raw / NaN / wrong
 (``tests/battery/_core.py``) and required to be clean: a ``ValueError`` or
 ``TypeError`` whose message names the argument (or the parameter path).
@@ -10,11 +10,12 @@ import collections
 
 import pytest
 
-from tests.battery import cases_models, cases_patterns, cases_sensitivity
+from tests.battery import (cases_methods, cases_models, cases_patterns,
+                           cases_sensitivity)
 from tests.battery._core import CLASSES, CLEAN, classify
 
 CASES = (cases_patterns.cases() + cases_sensitivity.cases()
-         + cases_models.cases())
+         + cases_models.cases() + cases_methods.cases())
 
 
 def test_battery_size_and_every_entry_point_covered():
@@ -25,7 +26,9 @@ def test_battery_size_and_every_entry_point_covered():
                   "Taylor", "CrossSensitivity", "refit", "sparse_hessian",
                   "get_cg_solver", "WeightSensitivity", "LR",
                   "EMCovariance", "ns", "gm", "mm", "MixedModelData",
-                  "GLMMData", "glmm", "laplace_importance_sampling"]:
+                  "GLMMData", "glmm", "laplace_importance_sampling",
+                  "SparseBlockHessian", "ArrowheadHessian", "OptimumChecker",
+                  "GLMMObjective"]:
         assert entry in labels, entry
     assert len({case.label for case in CASES}) == len(CASES)
 

@@ -135,12 +135,23 @@ def index_array(value: Any, name: str, ndim: int) -> np.ndarray:
     return arr.astype(np.intp)
 
 
+def _in_range(arr: np.ndarray, name: str, dim: int) -> None:
+    bad = np.flatnonzero((arr.ravel() < 0) | (arr.ravel() >= dim))
+    if bad.size:
+        where = np.unravel_index(bad[0], arr.shape)
+        raise ValueError(f"{name} must hold indices into opt_par_value, in "
+                         f"[0, {dim}); {name}{list(map(int, where))} = "
+                         f"{arr.ravel()[bad[0]]}")
+
+
 def arrowhead_inds(global_inds: Any, local_inds: Any, dim: int):
     li = index_array(local_inds, "local_inds", 2)
+    _in_range(li, "local_inds", dim)
     if global_inds is None:
         gi = np.setdiff1d(np.arange(dim), li.ravel())
     else:
         gi = index_array(global_inds, "global_inds", 1)
+        _in_range(gi, "global_inds", dim)
     return gi, li
 
 

@@ -476,7 +476,12 @@ class GLMMObjective:
         the arrowhead structure.  Returns an
         :class:`~refold.sensitivity.arrowhead.ArrowheadHessian`.
         """
-        return self._sbh.get_arrowhead_hessian(free_par, verify=verify)
+        dim = self.pattern.flat_length(True)
+        par = real_array(free_par, "free_par", 1)
+        if par.shape != (dim,):
+            raise ValueError(f"free_par must have shape ({dim},), the free "
+                             f"flat length of the pattern; got {par.shape}")
+        return self._sbh.get_arrowhead_hessian(par, verify=verify)
 
     def initial_free_par(self) -> onp.ndarray:
         r"""A data-driven starting point (vectorised, no fitting).

@@ -471,6 +471,8 @@ class LinearResponseCovariances:
         if not callable(calculate_moments):
             raise TypeError(f"calculate_moments must be callable; got "
                             f"{type(calculate_moments).__name__}")
+        if not isinstance(sparse, (bool, np.bool_)):
+            raise TypeError(f"sparse must be True or False; got {sparse!r}")
         par = self._par.copy()
         if colouring is not None:
             col = colour_moment_jacobian(colouring, dim=par.size)

@@ -280,7 +280,9 @@ class OptimumChecker:
     def get_dinput_dhyper(self, dhyper) -> np.ndarray:
         r"""The first-order change of the optimum for a hyperparameter
         change ``dhyper`` (shape of ``hyper_base``), at ``input_base``."""
-        return self._cross.get_di1(dhyper)
+        return self._cross.get_di1(_as_direction(dhyper, "dhyper",
+                                                 self._hyper_base,
+                                                 "hyper_base"))
 
     def _dhyper(self, hyper_new) -> np.ndarray:
         new = _as_direction(hyper_new, "hyper_new", self._hyper_base,

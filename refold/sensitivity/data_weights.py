@@ -38,7 +38,8 @@ import autograd
 import autograd.numpy as anp
 import numpy as np
 
-from refold.sensitivity._checks import check_bool, check_int, real_array
+from refold.sensitivity._checks import (check_bool, check_int, real_array,
+                                      user_call)
 from refold.sensitivity.hvp import dense_hessian, jvp_operator
 from refold.sensitivity.optimum import validate_optimum as _validate_optimum
 from refold.sensitivity.refit import refit as _refit
@@ -222,7 +223,8 @@ class WeightSensitivity:
         self._loss_terms = loss_terms_fun
         self._prior = prior_fun
         self._opt_par = _as_opt_par(opt_par)
-        losses = np.asarray(loss_terms_fun(self._opt_par))
+        losses = np.asarray(user_call(loss_terms_fun, "loss_terms_fun",
+                                      "at opt_par", self._opt_par))
         if losses.ndim != 1:
             raise ValueError(f"loss_terms_fun must return a 1-d vector of "
                              f"per-observation losses; got shape "
