@@ -155,9 +155,10 @@ def check_cross_column(column: Any, shape: tuple, name: str) -> np.ndarray:
         return arr
     if arr.ndim == 0 and arr == 0.0:
         return np.zeros(shape)
-    raise ValueError(f"{name} must return an array of shape {tuple(shape)} "
-                     f"(the shape of the parameter); its derivative in the "
-                     f"hyperparameter has shape {arr.shape}")
+    raise ValueError(f"{name}: a derivative in the hyperparameter has shape "
+                     f"{arr.shape}, not {tuple(shape)} (the shape of the "
+                     f"parameter); the function behind it must return an "
+                     f"array of the parameter's shape")
 
 
 def user_call(fun: Callable, name: str, where: Any, *args: Any) -> Any:

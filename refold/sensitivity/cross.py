@@ -33,6 +33,8 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from refold.sensitivity._checks import (
+    check_cross_column as _check_cross_column)
 from refold.sensitivity._checks import as_vector as _as_vector
 from refold.sensitivity._checks import check_bool as _check_flag
 from refold.sensitivity._checks import real_array
@@ -135,8 +137,10 @@ class CrossSensitivity:
         return (self._input_base, self._hyper1_base, self._hyper2_base)
 
     def _vec(self, value: Any) -> np.ndarray:
+        # autograd's scalar zero (no dependence) becomes a zero vector;
+        # anything else of the wrong shape is an error, never broadcast.
         dim = self._input_base.shape[0]
-        return np.broadcast_to(np.asarray(value, dtype=float), (dim,))
+        return _check_cross_column(value, (dim,), "estimating_equation")
 
     def _solve(self, rhs: np.ndarray) -> np.ndarray:
         return np.asarray(self._solver(rhs), dtype=float).reshape(rhs.shape)

@@ -255,3 +255,16 @@ def test_optimum_check_accounts_for_float32_input():
     # floors were used.
     with pytest.raises(ValueError, match="input-precision floor 4.4e-16"):
         refold.LinearResponseCovariances(kl, exact + 1e-6)
+
+
+def test_cross_column_check_accepts_only_autograd_zero():
+    from refold.sensitivity._checks import check_cross_column
+    np.testing.assert_array_equal(
+        check_cross_column(0.0, (3,), "g"), np.zeros(3))
+    np.testing.assert_array_equal(
+        check_cross_column(np.arange(3.0), (3,), "g"), np.arange(3.0))
+    with pytest.raises(ValueError, match=r"g: a derivative in the "
+                                         r"hyperparameter has shape \(\)"):
+        check_cross_column(-1.0, (3,), "g")
+    with pytest.raises(ValueError, match=r"has shape \(2,\), not \(3,\)"):
+        check_cross_column(np.ones(2), (3,), "g")
