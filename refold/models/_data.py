@@ -104,7 +104,9 @@ def check_variance(value: Any, name: str, *, allow_zero: bool = False):
 DATA_SCALE_RANGE = (1e-30, 1e30)
 
 
-def check_data_scale(arr: onp.ndarray, name: str) -> None:
+def check_data_scale(arr: onp.ndarray, name: str, *,
+                     scale_range: Tuple[float, float] = DATA_SCALE_RANGE
+                     ) -> None:
     """Refuse data whose spread is outside :data:`DATA_SCALE_RANGE`.
 
     The worked models compute in the data's own units: squares of
@@ -116,13 +118,15 @@ def check_data_scale(arr: onp.ndarray, name: str) -> None:
     have a standard deviation, computed without overflow, in
     ``[1e-30, 1e30]`` (fits were checked across that range); a zero spread
     is left to the model's own checks (constant data).  The message says
-    that the data's scale is the problem and how to fix it.
+    that the data's scale is the problem and how to fix it.  A model whose
+    fit is fine at one end passes its own ``scale_range`` (the logistic
+    GLMM's covariates have no lower limit: a prior keeps ``beta`` finite).
     """
     cols = arr.reshape(arr.shape[0], -1) if arr.ndim > 1 else arr[:, None]
     big = onp.max(onp.abs(cols), axis=0)
     safe = onp.where(big > 0, big, 1.0)
     spread = big * onp.std(cols / safe, axis=0)
-    low, high = DATA_SCALE_RANGE
+    low, high = scale_range
     bad = onp.flatnonzero((spread > 0) & ((spread < low) | (spread > high)))
     if bad.size:
         j = int(bad[0])

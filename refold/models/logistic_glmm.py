@@ -58,7 +58,8 @@ import scipy.special
 from autograd.extend import defjvp, defvjp, primitive
 from autograd.tracer import getval
 
-from refold.models._data import (check_bool, check_design, check_finite,
+from refold.models._data import (DATA_SCALE_RANGE, check_bool,
+                                 check_data_scale, check_design, check_finite,
                                  check_index_range, check_int, check_positive,
                                  check_tol,
                                  group_index, real_array, resolve_rng)
@@ -659,6 +660,8 @@ def fit(data: GLMMData, *, prior: Any = None,
     max_iter = check_int(max_iter, "max_iter", 1)
     compute_lr = check_bool(compute_lr, "compute_lr")
     objective = GLMMObjective(data, prior, num_quadrature)
+    # Covariates beyond 1e30 overflow the logits' second derivatives.
+    check_data_scale(data.x, "data.x", scale_range=(0.0, DATA_SCALE_RANGE[1]))
     dim = objective.pattern.flat_length(True)
     if init_par is None:
         x0 = objective.initial_free_par()

@@ -123,6 +123,16 @@ def test_worked_models_say_the_data_scale_is_the_problem(pairs, scale):
         mm.fit(mm.MixedModelData(data.x, data.y * scale, data.group))
 
 
+def test_glmm_covariates_beyond_1e30_refused():
+    # They used to fail with "params['beta_var'][0]: the value 0.0 lies on
+    # the bound" (1e200) or a non-finite Hessian-vector product (1e100).
+    data = lg.simulate(60, 6, 2, rng=0)
+    with pytest.raises(ValueError, match=r"data.x: the data's scale is the "
+                                         r"problem"):
+        lg.fit(lg.GLMMData(data.x * 1e100, data.y, data.group),
+               compute_lr=False)
+
+
 @pytest.mark.parametrize("scale", [1e-25, 1e25])
 def test_worked_models_equivariant_inside_the_scale_range(pairs, scale):
     # Scaling y by c (and the prior scale with it) scales theta by c^2.
