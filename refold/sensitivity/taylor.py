@@ -303,7 +303,9 @@ class ParametricSensitivityTaylorExpansion:
         self.hess_solver = as_solver(hess_solver, dim=par0.size)
         if _check_bool(validate_optimum, "validate_optimum"):
             _validate_optimum(ee0, self._solve, par0, tol=optimum_tol,
-                              name="input_val0", tol_name="optimum_tol")
+                              name="input_val0", tol_name="optimum_tol",
+                              hvp=jvp_operator(estimating_equation, par0,
+                                               hyper0))
 
         self._derivs = _OptimumDerivatives(
             estimating_equation, par0, hyper0, self._solve, self._order,
