@@ -177,3 +177,48 @@ def estimating_equation_solver(estimating_equation: Callable,
         return _make_solver("cholesky", **kw), jacobian
     except ValueError:
         return _make_solver("lu", **kw), jacobian
+
+
+#: ``solver_options`` keys that ``solver='auto'`` understands.
+AUTO_OPTIONS = ("on_failure", "cg_opts", "preconditioner", "structure")
+
+
+def hessian_solver_auto(objective: Optional[Callable], par: np.ndarray,
+                        args: tuple, *, hessian: Any = None,
+                        options: Optional[Mapping] = None,
+                        name: str = "hessian_at_opt",
+                        what: str = "the Hessian") -> tuple:
+    r"""``solver='auto'`` for the Hessian of ``objective(par, *args)``.
+
+    The structure is detected from the objective (or read from ``hessian``
+    when the caller gives one) and the solver chosen from it; see
+    :mod:`refold.sensitivity.structure`.  ``options`` may hold
+    ``on_failure``, ``cg_opts``, ``preconditioner`` and ``structure`` (a
+    :class:`~refold.sensitivity.structure.HessianStructure` to reuse).
+
+    Returns
+    -------
+    solver : LinearSolver
+    matrix : the Hessian as formed (None on the matrix-free path)
+    structure : HessianStructure
+    """
+    from refold.sensitivity.structure import (HessianStructure,
+                                              auto_hessian_solver)
+    opts = dict(options or {})
+    unknown = sorted(set(opts) - set(AUTO_OPTIONS))
+    if unknown:
+        raise TypeError(f"solver_options {unknown} are not understood by "
+                        f"solver='auto'; it takes {list(AUTO_OPTIONS)}")
+    structure = opts.pop("structure", None)
+    if structure is not None and not isinstance(structure,
+                                                HessianStructure):
+        raise TypeError(f"solver_options['structure'] must be a "
+                        f"HessianStructure; got {type(structure).__name__}")
+    if hessian is not None:
+        hessian = _check_square(hessian, name, par.shape[0])
+    try:
+        return auto_hessian_solver(objective, par, args, hessian=hessian,
+                                   structure=structure, options=opts)
+    except ValueError as err:
+        raise _in_context(err, what) from err
+
