@@ -283,6 +283,20 @@ class EstimatingEquationLinearApproximation:
                        solution_tol, hess_solver)
 
     # -- results ---------------------------------------------------------
+    @property
+    def structure(self):
+        """The :class:`~refold.sensitivity.structure.HessianStructure` that
+        ``solver='auto'`` detected and chose from (``None`` when the caller
+        chose the solver)."""
+        return self._solver.info.get("structure")
+
+    def describe(self) -> str:
+        """One line: how the Hessian (or Jacobian) was formed and solved,
+        and why."""
+        if self.structure is not None:
+            return self.structure.describe()
+        return f"solver {self._solver.kind!r} (chosen by the caller)"
+
     def get_dinput_dhyper(self) -> np.ndarray:
         r"""The Jacobian :math:`d\hat\theta/d\epsilon`, shape (D, M)."""
         return self._sens.copy()
@@ -489,9 +503,8 @@ class HyperparameterSensitivityLinearApproximation(
         dim = par.shape[0]
         kind = spec if spec is not None else \
             ("auto" if self._factorize else "cg")
-        self.structure = None
         if kind == "auto":
-            solver, matrix, self.structure = hessian_solver_auto(
+            solver, matrix, _ = hessian_solver_auto(
                 self._objective_fun, par, (hyper,), hessian=hessian,
                 options=self._solver_options, name=n["hessian_arg"],
                 what=n["jacobian"])
@@ -513,11 +526,6 @@ class HyperparameterSensitivityLinearApproximation(
         return _make_solver(kind, matrix=hessian, name="hessian", **kw), \
             hessian
 
-    def describe(self) -> str:
-        """One line: how the Hessian was formed and solved, and why."""
-        if self.structure is not None:
-            return self.structure.describe()
-        return f"solver {self._solver.kind!r} (chosen by the caller)"
 
     def set_base_values(self, opt_par_value, hyper_par_value,
                         hessian_at_opt=None, cross_hess_at_opt=None,

@@ -177,7 +177,8 @@ class HessianStructure:
     def __init__(self, kind: str, dim: int, pattern: Optional[sp.csr_matrix]
                  = None, global_inds: Any = None, local_inds: Any = None,
                  reason: str = "", source: str = "given",
-                 seconds: float = 0.0):
+                 seconds: float = 0.0, *, num_products: Optional[int] = None,
+                 solver_name: Optional[str] = None):
         if kind not in STRUCTURE_KINDS:
             raise ValueError(f"kind must be one of {STRUCTURE_KINDS}; got "
                              f"{kind!r}.")
@@ -188,6 +189,7 @@ class HessianStructure:
             local_inds, dtype=np.int64)
         self.reason, self.source, self.seconds = reason, source, seconds
         self._colouring: Optional[HessianColouring] = None
+        self._num_products, self._solver_name = num_products, solver_name
 
     @classmethod
     def from_pattern(cls, pattern: Any, *, source: str = "given"
@@ -211,6 +213,8 @@ class HessianStructure:
     def num_hvps(self) -> int:
         """Hessian-vector products per Hessian (the probe included); 0 on
         the matrix-free path, ``D`` for a dense Hessian."""
+        if self._num_products is not None:
+            return self._num_products
         if self.kind == "dense":
             return self.dim
         if self.kind == "matrix_free":
@@ -219,6 +223,9 @@ class HessianStructure:
 
     @property
     def solver_name(self) -> str:
+        """The solver this structure calls for."""
+        if self._solver_name is not None:
+            return self._solver_name
         return {"dense": "dense Cholesky", "arrowhead": "Schur complement",
                 "sparse": "sparse factorisation",
                 "matrix_free": "conjugate gradients"}[self.kind]
@@ -234,8 +241,8 @@ class HessianStructure:
         else:
             what = f"{self.kind}: D = {self.dim:,}"
         cost = ("HVPs per product" if self.kind == "matrix_free" else
-                f"{self.num_hvps:,} HVPs" if self.kind != "dense" else
-                f"{self.dim:,} reverse passes")
+                f"{self.num_hvps:,} reverse passes" if self.kind == "dense"
+                else f"{self.num_hvps:,} HVPs")
         return f"{what}; {cost}; {self.solver_name} ({self.reason})"
 
     def __repr__(self) -> str:
