@@ -229,6 +229,7 @@ def hessian_solver_auto(objective: Optional[Callable], par: np.ndarray,
                         f"HessianStructure; got {type(structure).__name__}")
     if hessian is not None:
         hessian = _check_square(hessian, name, par.shape[0])
+        opts["name"] = name
     try:
         return auto_hessian_solver(objective, par, args, hessian=hessian,
                                    structure=structure, options=opts)

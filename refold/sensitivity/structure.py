@@ -392,8 +392,9 @@ def auto_hessian_solver(fun: Optional[Callable], x: np.ndarray,
     structure : HessianStructure, optional
         Reuse a structure (skips detection).
     options : dict, optional
-        ``on_failure`` (factorising solvers), ``cg_opts``,
-        ``preconditioner`` (matrix-free).
+        ``on_failure`` (factorising solvers), ``name`` (how a given
+        ``hessian`` is named in errors), ``cg_opts``, ``preconditioner``
+        (matrix-free).
 
     Returns
     -------
@@ -414,7 +415,8 @@ def auto_hessian_solver(fun: Optional[Callable], x: np.ndarray,
         if structure.kind == "arrowhead" and not isinstance(
                 hessian, ArrowheadHessian):
             matrix = ArrowheadHessian.from_sparse(
-                hessian, structure.global_inds, structure.local_inds)
+                hessian, structure.global_inds, structure.local_inds,
+                name=options.get("name", "hessian"))
         elif structure.kind in ("dense", "matrix_free") and sp.issparse(
                 hessian):
             structure.kind = "sparse"  # the user already holds it sparse
