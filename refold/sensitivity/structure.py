@@ -34,6 +34,7 @@ colouring; it can be reused at later points and saved.  Its
 from __future__ import annotations
 
 import time
+import weakref
 from typing import Any, Callable, Mapping, Optional, Tuple
 
 import numpy as np
@@ -55,7 +56,8 @@ SMALL_DIM = 200
 DENSE_FRACTION = 0.1
 #: Largest local block of an arrowhead structure.
 MAX_BLOCK = 128
-#: Most globals of an arrowhead structure (its Schur complement is dense).
+#: Most globals of an arrowhead structure (its Schur complement is dense);
+#: also at most a fifth of the coordinates.
 MAX_GLOBALS = 2000
 #: Largest dense ``D x D`` float64 matrix ``'auto'`` will form (2 GiB).
 MAX_DENSE_BYTES = 2 ** 31
@@ -78,8 +80,9 @@ def _arrowhead_split(pattern: sp.csr_matrix):
     levels = np.unique(degree)[::-1]
     candidates = [0] + [int(np.sum(degree >= lev)) for lev in levels[:64]]
     reason = "no set of dense rows leaves small blocks"
-    for n_glob in sorted(set(c for c in candidates
-                             if c <= min(MAX_GLOBALS, dim - 1))):
+    # A Schur complement pays only when the globals are a small part.
+    most = min(MAX_GLOBALS, int(0.2 * dim))
+    for n_glob in sorted(set(c for c in candidates if c <= most)):
         level = np.inf if n_glob == 0 else np.sort(degree)[::-1][n_glob - 1]
         is_global = degree >= level
         if int(is_global.sum()) != n_glob:
@@ -97,7 +100,7 @@ def _arrowhead_split(pattern: sp.csr_matrix):
         block = int(np.argmax(size_counts * np.arange(len(size_counts))))
         odd = sizes[labels] != block
         n_odd = int(odd.sum())
-        if n_odd and (n_glob + n_odd > MAX_GLOBALS or n_odd > 0.1 * dim):
+        if n_odd and (n_glob + n_odd > most or n_odd > 0.1 * dim):
             reason = (f"removing {n_glob} dense rows leaves {n_comp} blocks "
                       f"of unequal sizes {sizes.min()}..{sizes.max()}")
             continue
@@ -204,9 +207,18 @@ class HessianStructure:
     @property
     def colouring(self) -> Optional[HessianColouring]:
         """The colouring used to recover the Hessian (computed once)."""
-        if self._colouring is None and self.pattern is not None and \
-                self.kind in ("arrowhead", "sparse"):
-            self._colouring = colour_hessian(self.pattern)
+        if self._colouring is None and self.pattern is not None:
+            if self.kind == "arrowhead":
+                # One colour per global, one per position within a block:
+                # the g + m products of direct recovery, without a search.
+                g, m = len(self.global_inds), self.local_inds.shape[1]
+                colours = np.empty(self.dim, dtype=np.int64)
+                colours[self.global_inds] = np.arange(g)
+                colours[self.local_inds] = g + np.arange(m)
+                self._colouring = HessianColouring(self.pattern, colours,
+                                                   self.global_inds)
+            elif self.kind == "sparse":
+                self._colouring = colour_hessian(self.pattern)
         return self._colouring
 
     @property
@@ -343,6 +355,45 @@ def structured_hessian(fun: Callable, x: np.ndarray, *args: Any,
     return hessian
 
 
+# Structures detected for an objective, reused by later calls with the same
+# objective and argument shapes (the probe of every recovered Hessian checks
+# the reuse; a contradicted structure is detected anew).
+_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _args_key(x: np.ndarray, args: tuple) -> tuple:
+    shapes = tuple((np.shape(a), getattr(np.asarray(a), "dtype", None).str
+                    if isinstance(a, np.ndarray) else type(a).__name__)
+                   for a in args)
+    return (np.size(x),) + shapes
+
+
+def _hessian_with_cache(fun, x, args, structure):
+    """(structure, Hessian): a given structure, else a cached one for
+    ``fun`` (re-detected if the probe contradicts it), else detected."""
+    key = _args_key(x, args)
+    if structure is not None:
+        return structure, structured_hessian(fun, x, *args,
+                                             structure=structure)
+    try:
+        cached = _CACHE.get(fun, {}).get(key)
+    except TypeError:  # not weak-referenceable (e.g. a bound method)
+        cached = None
+    if cached is not None:
+        try:
+            return cached, structured_hessian(fun, x, *args,
+                                              structure=cached)
+        except ValueError as err:
+            if "couples coordinates" not in str(err):
+                raise
+    structure = hessian_structure(fun, x, *args)
+    try:
+        _CACHE.setdefault(fun, {})[key] = structure
+    except TypeError:
+        pass
+    return structure, structured_hessian(fun, x, *args, structure=structure)
+
+
 _KIND_OF = {"dense": "cholesky", "arrowhead": "arrowhead", "sparse": "sparse",
             "matrix_free": "cg"}
 _OPTIONS_OF = {"cholesky": ("on_failure", "name"), "arrowhead":
@@ -421,12 +472,10 @@ def auto_hessian_solver(fun: Optional[Callable], x: np.ndarray,
                 hessian):
             structure.kind = "sparse"  # the user already holds it sparse
     else:
-        if structure is None:
-            structure = hessian_structure(fun, x, *args)
-        elif structure.dim != dim:
+        if structure is not None and structure.dim != dim:
             raise ValueError(f"structure is for dimension {structure.dim} "
                              f"but the parameter has length {dim}.")
-        matrix = structured_hessian(fun, x, *args, structure=structure)
+        structure, matrix = _hessian_with_cache(fun, x, args, structure)
         if matrix is None:
             hvp = make_hvp_at(fun, x, *args)
     kind = _KIND_OF[structure.kind]
