@@ -567,13 +567,20 @@ class HyperparameterSensitivityLinearApproximation(
     def get_hessian_at_opt(self):
         """The Hessian at the optimum (as given, or computed).
 
-        On the matrix-free path the Hessian was never formed; it is then
-        computed densely here (once, and cached), which costs D
-        Hessian-vector products.
+        A dense ``numpy.ndarray`` when the Hessian was formed densely (a
+        small or dense problem, or ``solver='cholesky'``); a
+        ``scipy.sparse.csr_matrix`` when ``solver='auto'`` found it sparse
+        or arrowhead (vittles always returned a dense array: call
+        ``.toarray()`` if you need one).  On the matrix-free path the
+        Hessian was never formed; it is then computed densely here (once,
+        and cached), which costs D Hessian-vector products.
         """
+        from refold.sensitivity.arrowhead import ArrowheadHessian
         if self._jacobian is None:
             self._jacobian = dense_hessian(self._objective_fun, self._par0,
                                            self._hyper0)
+        if isinstance(self._jacobian, ArrowheadHessian):
+            return sps.csr_matrix(self._jacobian.to_sparse())
         return self._jacobian
 
     def predict_opt_par_from_hyper_par(self, new_hyper_par_value
