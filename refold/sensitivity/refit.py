@@ -21,7 +21,6 @@ from typing import Any, Callable
 
 import autograd
 import numpy as np
-import scipy.optimize
 import scipy.sparse.linalg
 
 from refold.sensitivity._checks import check_int, real_array
@@ -91,7 +90,7 @@ def _hvp_per_point(objective_fun: Callable) -> Callable:
 
 def refit(objective_fun: Callable, init_par: Any, hyper_par: Any = None, *,
           gtol: float = 1e-10, maxiter: int = 1000,
-          hvp: bool = True) -> scipy.optimize.OptimizeResult:
+          hvp: bool = True) -> "scipy.optimize.OptimizeResult":
     r"""Minimise ``objective_fun`` from ``init_par`` to high accuracy.
 
     Parameters
@@ -158,6 +157,7 @@ def refit(objective_fun: Callable, init_par: Any, hyper_par: Any = None, *,
             f"objective_fun must return a finite scalar at init_par; got "
             f"{value0!r}")
 
+    import scipy.optimize  # on first use: it is slow to import
     grad = autograd.grad(objective_fun, argnum=0)
     options = dict(gtol=float(gtol), maxiter=int(maxiter))
     if hvp:
