@@ -21,6 +21,9 @@ from refold.sensitivity.sparse_hessian import (
     SparseBlockHessian, sparse_hessian)
 from refold.sensitivity.data_weights import (
     DropDataResult, RefitCheck, WeightSensitivity)
+from refold.sensitivity.standard_errors import (
+    check_nonsingular, hessian_covariance, per_observation_gradients,
+    sandwich_covariance, standard_error_fun)
 from refold.sensitivity.taylor import (
     ParametricSensitivityTaylorExpansion, TaylorSeriesReport,
     TaylorSeriesWarning, TaylorTerm)
@@ -37,4 +40,6 @@ __all__ = [
     "ParametricSensitivityTaylorExpansion", "TaylorSeriesWarning",
     "TaylorSeriesReport", "TaylorTerm", "WeightSensitivity",
     "DropDataResult", "RefitCheck",
+    "check_nonsingular", "hessian_covariance", "per_observation_gradients",
+    "sandwich_covariance", "standard_error_fun",
 ]
