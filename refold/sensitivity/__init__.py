@@ -21,6 +21,10 @@ from refold.sensitivity.sparse_hessian import (
     SparseBlockHessian, sparse_hessian)
 from refold.sensitivity.data_weights import (
     DropDataResult, RefitCheck, WeightSensitivity)
+from refold.sensitivity.drop_data import (
+    DropPrediction, DropSearchResult, exhaustive_drop, greedy_drop,
+    predict_drop)
+from refold.sensitivity.ols_drop import OLSDrop
 from refold.sensitivity.standard_errors import (
     check_nonsingular, hessian_covariance, per_observation_gradients,
     sandwich_covariance, standard_error_fun)
@@ -41,5 +45,7 @@ __all__ = [
     "TaylorSeriesReport", "TaylorTerm", "WeightSensitivity",
     "DropDataResult", "RefitCheck",
     "check_nonsingular", "hessian_covariance", "per_observation_gradients",
-    "sandwich_covariance", "standard_error_fun",
+    "sandwich_covariance", "standard_error_fun", "DropSearchResult",
+    "DropPrediction", "greedy_drop", "exhaustive_drop", "predict_drop",
+    "OLSDrop",
 ]
