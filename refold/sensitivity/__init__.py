@@ -24,10 +24,11 @@ from refold.sensitivity.data_weights import (
 from refold.sensitivity.drop_data import (
     DropPrediction, DropSearchResult, exhaustive_drop, greedy_drop,
     predict_drop)
+from refold.sensitivity.ee_weights import EstimatingEquationWeights
 from refold.sensitivity.ols_drop import OLSDrop
 from refold.sensitivity.standard_errors import (
-    check_nonsingular, hessian_covariance, per_observation_gradients,
-    sandwich_covariance, standard_error_fun)
+    check_nonsingular, hessian_covariance, moment_sandwich_covariance,
+    per_observation_gradients, sandwich_covariance, standard_error_fun)
 from refold.sensitivity.taylor import (
     ParametricSensitivityTaylorExpansion, TaylorSeriesReport,
     TaylorSeriesWarning, TaylorTerm)
@@ -47,5 +48,5 @@ __all__ = [
     "check_nonsingular", "hessian_covariance", "per_observation_gradients",
     "sandwich_covariance", "standard_error_fun", "DropSearchResult",
     "DropPrediction", "greedy_drop", "exhaustive_drop", "predict_drop",
-    "OLSDrop",
+    "OLSDrop", "EstimatingEquationWeights", "moment_sandwich_covariance",
 ]

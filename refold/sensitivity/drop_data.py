@@ -51,27 +51,20 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple, Optional, Tuple
+from typing import Any, Callable, NamedTuple, Optional
 
-import autograd
 import numpy as np
 
 from refold.sensitivity._checks import check_int
 from refold.sensitivity._drop_common import (Target, check_fraction,
                                              check_weights, next_batch,
                                              qoi_callable)
+from refold.sensitivity._drop_fitters import make_fitter
 from refold.sensitivity.data_weights import WeightSensitivity
-from refold.sensitivity.hvp import dense_hessian, jvp_operator
-from refold.sensitivity.refit import refit as _refit
-from refold.sensitivity.solvers import as_solver
-from refold.sensitivity.standard_errors import check_nonsingular
 from refold.sensitivity.taylor import ParametricSensitivityTaylorExpansion
 
 __all__ = ["DropSearchResult", "DropPrediction", "greedy_drop",
            "exhaustive_drop", "predict_drop"]
-
-_ROUNDING = 1e3 * float(np.finfo(float).eps)
-
 
 @dataclass(frozen=True)
 class DropSearchResult:
@@ -165,96 +158,22 @@ class DropPrediction(NamedTuple):
     report: Any
 
 
-class _Fitter:
-    """Damped Newton on the weighted objective of a WeightSensitivity, with
-    the solver kind the caller chose (dense Hessian by default)."""
-
-    def __init__(self, ws: WeightSensitivity, solver: str,
-                 solver_options: Optional[dict]) -> None:
-        if not isinstance(ws, WeightSensitivity):
-            raise TypeError(f"sensitivity must be a WeightSensitivity; got "
-                            f"{type(ws).__name__}")
-        if not isinstance(solver, str):
-            raise TypeError(f"solver must be a solver kind string; got "
-                            f"{type(solver).__name__}")
-        self.ws, self.kind = ws, solver
-        self.options = dict(solver_options or {})
-        self.objective = ws.objective
-        self.value_and_grad = autograd.value_and_grad(ws.objective, 0)
-        self.grad = autograd.grad(ws.objective, 0)
-        self.dim = ws.opt_par.size
-
-    def solver(self, theta, weights):
-        if self.kind in ("cg",):
-            return as_solver(self.kind, hvp=jvp_operator(
-                self.grad, theta, weights), dim=self.dim, **self.options)
-        hess = dense_hessian(self.objective, theta, weights)
-        check_nonsingular(hess, "the Hessian of the weighted objective")
-        return as_solver(self.kind, hessian=hess, **self.options)
-
-    def pullback(self, theta, solver, theta_grad):
-        r""":math:`-\Psi H^{-1} c`, the weight derivatives."""
-        v = np.asarray(solver(theta_grad), dtype=float)
-        return -np.asarray(autograd.make_jvp(self.ws.loss_terms_fun)(theta)(
-            v)[1], dtype=float)
-
-    def newton(self, theta, weights, max_iter, tol
-               ) -> Tuple[np.ndarray, bool, str]:
-        """Damped Newton from ``theta``; ``(theta, converged, message)``."""
-        f, g = self.value_and_grad(theta, weights)
-        for _ in range(max_iter):
-            try:
-                step = -np.asarray(self.solver(theta, weights)(g))
-            except ValueError as err:
-                return theta, False, f"Newton failed: {err}"
-            size = float(np.max(np.abs(step)))
-            small = size <= tol * max(1.0, float(np.max(np.abs(theta))))
-            slope, t = float(g @ step), 1.0
-            while True:
-                new = theta + t * step
-                f_new, g_new = self.value_and_grad(new, weights)
-                if np.isfinite(f_new) and np.all(np.isfinite(g_new)) and \
-                        f_new <= f + 1e-4 * t * slope + _ROUNDING * max(
-                            1.0, abs(f)):
-                    break
-                t *= 0.5
-                if t < 1e-10:
-                    return theta, False, ("the line search could not "
-                                          "decrease the objective")
-            theta, f, g = new, float(f_new), np.asarray(g_new, dtype=float)
-            if small:
-                return theta, True, "converged"
-        return theta, False, (f"no convergence in {max_iter} Newton steps "
-                              f"(last step {size:.3g}); the optimum may not "
-                              f"exist without these observations")
-
-
-def _check_common(ws, qoi_fun, target, se_fun, level, threshold):
-    fitter_dim = ws.opt_par.size
-    q = qoi_callable(qoi_fun, fitter_dim)
-    theta0, ones = ws.opt_par, np.ones(ws.n_obs)
+def _check_common(fitter, qoi_fun, target, se_fun, level, threshold):
+    q = qoi_callable(qoi_fun, fitter.dim)
+    theta0, ones = fitter.opt_par, np.ones(fitter.n_obs)
     return Target(q, target, theta0, ones, se_fun=se_fun, level=level,
                   threshold=threshold)
 
 
 def _confirm(fitter, target, theta, weights, refit_options):
-    """The final re-fit by refold.sensitivity.refit.refit."""
-    try:
-        theta = _refit(fitter.objective, theta, weights,
-                       **dict(refit_options or {})).x
-    except ValueError as err:
-        return None, None, None, None, False, f"the final re-fit failed: {err}"
+    """The final re-fit, and a check that it is an optimum."""
+    theta, ok, msg = fitter.confirm(theta, weights, refit_options)
+    if not ok:
+        return None, None, None, None, False, msg
     q, se, t = target.value(theta, weights)
     # A small gradient is not enough (a logistic fit on separable data has
     # a vanishing gradient and no optimum): the Newton step must be small.
-    try:
-        step = np.asarray(fitter.solver(theta, weights)(
-            fitter.grad(theta, weights)))
-        size = float(np.max(np.abs(step)))
-    except ValueError as err:
-        size, why = np.inf, str(err)
-    else:
-        why = f"a Newton step of {size:.3g} remains"
+    size, why = fitter.newton_step_size(theta, weights)
     if not size <= 1e-6 * max(1.0, float(np.max(np.abs(theta)))):
         return theta, q, se, t, False, (
             f"the final re-fit is not an optimum ({why}); the optimum may "
@@ -277,8 +196,10 @@ def greedy_drop(sensitivity: WeightSensitivity, qoi_fun: Any,
 
     Parameters
     ----------
-    sensitivity : WeightSensitivity
-        The model at its optimum (the per-observation losses and prior).
+    sensitivity : WeightSensitivity or EstimatingEquationWeights
+        The model at its optimum: per-observation losses and a prior, or
+        per-observation moments of an estimating equation (e.g.
+        instrumental variables, :mod:`refold.sensitivity.ee_weights`).
     qoi_fun : callable or int
         ``q(theta)`` or an index into the parameters.
     alpha : float, optional
@@ -303,9 +224,14 @@ def greedy_drop(sensitivity: WeightSensitivity, qoi_fun: Any,
         Convergence of those re-fits (scale-aware Newton step) and their
         iteration limit.
     solver : str, optional
-        The solver kind for the Newton steps and influence scores
-        (``'cholesky'`` on the dense autograd Hessian, default; ``'cg'``:
-        Hessian-vector products only), with ``solver_options``.
+        The solver kind for the Newton steps and influence scores of a
+        ``WeightSensitivity``, with ``solver_options``: ``'cholesky'``
+        (default), ``'lu'`` or ``'dense'`` on the dense autograd Hessian;
+        ``'cg'``: Hessian-vector products only; ``'arrowhead'`` with
+        ``solver_options={'local_inds': (T, m) array}``: the structured
+        Hessian of a random-effects model (``m + g`` Hessian-vector
+        products, a Schur-complement solve) -- the choice at the Criteo
+        shape.  An estimating equation always uses a dense LU.
     refit_options : dict, optional
         Options of the final :func:`refold.sensitivity.refit.refit`.
 
@@ -332,15 +258,13 @@ def greedy_drop(sensitivity: WeightSensitivity, qoi_fun: Any,
     if max_batch is not None:
         max_batch = check_int(max_batch, "max_batch", minimum=1,
                               type_error=ValueError)
-    fitter = _Fitter(sensitivity, solver, solver_options)
-    tgt = _check_common(sensitivity, qoi_fun, target, se_fun, level,
-                        threshold)
-    n_obs = sensitivity.n_obs
+    fitter = make_fitter(sensitivity, solver, solver_options)
+    tgt = _check_common(fitter, qoi_fun, target, se_fun, level, threshold)
+    n_obs = fitter.n_obs
     budget = int(np.floor(alpha * n_obs))
-    theta, weights = sensitivity.opt_par, np.ones(n_obs)
+    theta, weights = fitter.opt_par, np.ones(n_obs)
     dropped, path = [], [(0, tgt.q0, tgt.t0, True)]
     message, steps, converged = "", 0, True
-    fit_solver = fitter.solver(theta, weights)
     t_now, last_batch = tgt.t0, np.zeros(0, dtype=int)
     while True:
         if tgt.flipped(t_now):
@@ -353,7 +277,6 @@ def greedy_drop(sensitivity: WeightSensitivity, qoi_fun: Any,
                 break
             q, _, t_now = tgt.value(theta, weights)
             path.append((len(dropped), q, t_now, True))
-            fit_solver = fitter.solver(theta, weights)
             continue
         room = budget - len(dropped)
         if room <= 0:
@@ -361,7 +284,7 @@ def greedy_drop(sensitivity: WeightSensitivity, qoi_fun: Any,
                        f"floor(alpha * N) = {budget} observations")
             break
         d_theta, d_w = tgt.derivatives(theta, weights)
-        infl = fitter.pullback(theta, fit_solver, d_theta)
+        infl = fitter.pullback(theta, weights, d_theta)
         if d_w is not None:
             infl = infl + d_w
         # Dropping n changes t by about -infl[n]: towards the flip by gain.
@@ -383,7 +306,6 @@ def greedy_drop(sensitivity: WeightSensitivity, qoi_fun: Any,
             break
         q, _, t_now = tgt.value(theta, weights)
         path.append((len(dropped), q, t_now, converged))
-        fit_solver = fitter.solver(theta, weights)
     if tgt.flipped(t_now) and converged and last_batch.size > 1:
         theta, weights, dropped = _trim_last_batch(
             fitter, tgt, theta, weights, dropped, last_batch, max_newton,
@@ -462,7 +384,7 @@ def exhaustive_drop(sensitivity: WeightSensitivity, qoi_fun: Any,
     Parameters
     ----------
     sensitivity, qoi_fun, target, se_fun, level, threshold, tol, max_newton
-        As in :func:`greedy_drop`.
+        As in :func:`greedy_drop` (dense solves only).
     max_size : int
         The largest set tried.
     max_sets : int, optional
@@ -476,8 +398,8 @@ def exhaustive_drop(sensitivity: WeightSensitivity, qoi_fun: Any,
         message then says so, and how many fits failed to converge (a set
         whose fit fails is not counted as flipping).
     """
-    fitter = _Fitter(sensitivity, "cholesky", None)
-    n_obs = sensitivity.n_obs
+    fitter = make_fitter(sensitivity, "cholesky", None)
+    n_obs = fitter.n_obs
     max_size = check_int(max_size, "max_size", minimum=1,
                          type_error=ValueError)
     if max_size >= n_obs:
@@ -490,9 +412,8 @@ def exhaustive_drop(sensitivity: WeightSensitivity, qoi_fun: Any,
         raise ValueError(f"exhaustive search up to size {max_size} of N = "
                          f"{n_obs} re-fits {total} sets, more than max_sets "
                          f"= {max_sets}; lower max_size or raise max_sets")
-    tgt = _check_common(sensitivity, qoi_fun, target, se_fun, level,
-                        threshold)
-    theta0 = sensitivity.opt_par
+    tgt = _check_common(fitter, qoi_fun, target, se_fun, level, threshold)
+    theta0 = fitter.opt_par
     path, failed = [(0, tgt.q0, tgt.t0, True)], 0
     best = None
     for size in range(1, max_size + 1):

@@ -10,6 +10,11 @@ For the weighted objective :math:`f(\theta, w) = \sum_n w_n \ell_n(\theta)
   (logistic, Poisson, ...) and :math:`\phi` the residual variance for least
   squares with :math:`\ell_n = r_n^2 / 2` (``dispersion='gaussian'``:
   :math:`\phi = \sum_n w_n r_n^2 / (\sum_n w_n - D)`);
+* for an estimating equation :math:`\sum_n w_n \psi_n(\theta) = 0`
+  (instrumental variables, :mod:`refold.sensitivity.ee_weights`) the
+  sandwich :math:`J^{-1} M J^{-\top}` with :math:`J = \partial G /
+  \partial\theta` and :math:`g_n = \psi_n` below
+  (:func:`moment_sandwich_covariance`);
 * the **sandwich** (robust, HC0) covariance is :math:`H^{-1} M H^{-1}` with
   :math:`M = \sum_n w_n g_n g_n^\top`, :math:`g_n = \nabla\ell_n(\hat\theta)`;
   clustered by labels :math:`c_n`, :math:`M = \sum_c s_c s_c^\top` with
@@ -45,7 +50,8 @@ from autograd.extend import defjvp, defvjp, primitive
 from autograd.tracer import getval
 
 __all__ = ["per_observation_gradients", "hessian_covariance",
-           "sandwich_covariance", "standard_error_fun", "check_nonsingular"]
+           "sandwich_covariance", "standard_error_fun", "check_nonsingular",
+           "moment_sandwich_covariance"]
 
 #: Largest acceptable condition number of the unit-diagonal scaled Hessian.
 _MAX_CONDITION = 1e10
@@ -254,30 +260,73 @@ def sandwich_covariance(loss_terms_fun: Callable, theta: Any,
         weights or cluster labels of the wrong length.
     """
     grads = per_observation_gradients(loss_terms_fun, theta)
-    n_obs, dim = np.shape(getval(grads))
-    weights = _weights_or_ones(weights, n_obs)
+    weights = _weights_or_ones(weights, np.shape(getval(grads))[0])
     hess = _hessian(loss_terms_fun, theta, weights, prior_fun)
     check_nonsingular(hess, "the Hessian of the weighted objective")
+    meat = _meat(grads, weights, clusters, small_sample)
+    bread = anp.linalg.inv(hess)
+    return anp.dot(bread, anp.dot(meat, bread))
+
+
+def _meat(grads, weights, clusters, small_sample):
+    n_obs, dim = np.shape(getval(grads))
     scaled = weights[:, None] * grads
     total = anp.sum(weights)
     if clusters is None:
-        meat = anp.dot(grads.T, scaled)
         factor = total / (total - dim) if small_sample else 1.0
-    else:
-        labels = np.asarray(clusters)
-        if labels.shape != (n_obs,):
-            raise ValueError(f"clusters must have shape ({n_obs},); got "
-                             f"{labels.shape}")
-        _, codes = np.unique(labels, return_inverse=True)
-        n_clusters = int(codes.max()) + 1
-        if n_clusters < 2:
-            raise ValueError("clusters must have at least two distinct labels")
-        sums = _group_sum(scaled, codes.ravel(), n_clusters)
-        meat = anp.dot(sums.T, sums)
-        factor = (n_clusters / (n_clusters - 1.0)
-                  * (total - 1.0) / (total - dim)) if small_sample else 1.0
-    bread = anp.linalg.inv(hess)
-    return factor * anp.dot(bread, anp.dot(meat, bread))
+        return factor * anp.dot(grads.T, scaled)
+    labels = np.asarray(clusters)
+    if labels.shape != (n_obs,):
+        raise ValueError(f"clusters must have shape ({n_obs},); got "
+                         f"{labels.shape}")
+    _, codes = np.unique(labels, return_inverse=True)
+    n_clusters = int(codes.max()) + 1
+    if n_clusters < 2:
+        raise ValueError("clusters must have at least two distinct labels")
+    sums = _group_sum(scaled, codes.ravel(), n_clusters)
+    factor = (n_clusters / (n_clusters - 1.0) * (total - 1.0)
+              / (total - dim)) if small_sample else 1.0
+    return factor * anp.dot(sums.T, sums)
+
+
+def moment_sandwich_covariance(moment_fun: Callable, theta: Any,
+                               weights: Any = None, *, clusters: Any = None,
+                               small_sample: bool = False):
+    r"""The sandwich covariance :math:`J^{-1} M J^{-	op}` of the root of
+    :math:`G(	heta, w) = \sum_n w_n \psi_n(	heta) = 0`, optionally
+    clustered (for instrumental variables: the robust IV covariance).
+
+    Parameters
+    ----------
+    moment_fun : callable
+        ``moment_fun(theta)``, the ``(N, D)`` per-observation contributions.
+    theta : array_like, shape (D,)
+        The root at ``weights``.
+    weights, clusters, small_sample
+        As in :func:`sandwich_covariance`.
+
+    Returns
+    -------
+    (D, D) array, differentiable by autograd in ``theta`` and ``weights``.
+
+    Raises
+    ------
+    ValueError
+        A singular Jacobian, bad weights or cluster labels.
+    """
+    moments = moment_fun(theta)
+    n_obs = np.shape(getval(moments))[0]
+    weights = _weights_or_ones(weights, n_obs)
+    jac = autograd.jacobian(lambda t: anp.dot(weights, moment_fun(t)))(theta)
+    raw = np.asarray(getval(jac), dtype=float)
+    sv = np.linalg.svd(raw, compute_uv=False)
+    if not sv[-1] > 1e-12 * sv[0]:
+        raise ValueError(f"the Jacobian of the estimating equation is "
+                         f"singular or nearly so (singular values "
+                         f"{sv[0]:.3g} ... {sv[-1]:.3g})")
+    meat = _meat(moments, weights, clusters, small_sample)
+    inv = anp.linalg.inv(jac)
+    return anp.dot(inv, anp.dot(meat, inv.T))
 
 
 def standard_error_fun(loss_terms_fun: Callable, qoi_fun: Any, *,
@@ -299,7 +348,9 @@ def standard_error_fun(loss_terms_fun: Callable, qoi_fun: Any, *,
     loss_terms_fun : callable
     qoi_fun : callable or int
         ``q(theta)`` or an index into ``theta``.
-    kind : {'model', 'sandwich'}
+    kind : {'model', 'sandwich', 'moment'}
+        ``'moment'``: ``loss_terms_fun`` is then a ``moment_fun`` of an
+        estimating equation and :func:`moment_sandwich_covariance` is used.
     prior_fun, dispersion
         As in :func:`hessian_covariance` (``dispersion`` only for
         ``'model'``).
@@ -323,13 +374,16 @@ def standard_error_fun(loss_terms_fun: Callable, qoi_fun: Any, *,
     >>> bool(np.isclose(se(theta, np.ones(4)), closed))
     True
     """
-    if kind not in ("model", "sandwich"):
-        raise ValueError(f"kind must be 'model' or 'sandwich'; got {kind!r}")
+    if kind not in ("model", "sandwich", "moment"):
+        raise ValueError(f"kind must be 'model', 'sandwich' or 'moment'; "
+                         f"got {kind!r}")
     if kind == "model" and (clusters is not None or small_sample):
         raise ValueError("clusters and small_sample need kind='sandwich'")
-    if kind == "sandwich" and not (isinstance(dispersion, (int, float))
-                                   and dispersion == 1.0):
+    if kind != "model" and not (isinstance(dispersion, (int, float))
+                                and dispersion == 1.0):
         raise ValueError("dispersion is for kind='model' only")
+    if kind == "moment" and prior_fun is not None:
+        raise ValueError("prior_fun is not used with kind='moment'")
     if isinstance(qoi_fun, (int, np.integer)) and not isinstance(
             qoi_fun, (bool, np.bool_)):
         index = int(qoi_fun)
@@ -347,6 +401,10 @@ def standard_error_fun(loss_terms_fun: Callable, qoi_fun: Any, *,
         if kind == "model":
             cov = hessian_covariance(loss_terms_fun, theta, weights,
                                      prior_fun, dispersion=dispersion)
+        elif kind == "moment":
+            cov = moment_sandwich_covariance(
+                loss_terms_fun, theta, weights, clusters=clusters,
+                small_sample=small_sample)
         else:
             cov = sandwich_covariance(loss_terms_fun, theta, weights,
                                       prior_fun, clusters=clusters,

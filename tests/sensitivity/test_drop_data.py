@@ -291,3 +291,47 @@ def test_bad_input():
         OLSDrop(x3, y, names=["const", "x", "x3"])
     with pytest.raises(ValueError, match=r"x must be an \(N, D\) design"):
         OLSDrop(x[:2], y[:2])
+
+
+def test_random_effects_model_with_the_arrowhead_solver():
+    """A logistic model with a random intercept per group (MAP): the greedy
+    search on the structured (Schur-complement) Hessian finds the set the
+    dense one does, and re-fits confirm it."""
+    rng = np.random.default_rng(2)
+    n_groups, per = 25, 8
+    n_obs = n_groups * per
+    group = np.repeat(np.arange(n_groups), per)
+    x = np.column_stack([np.ones(n_obs), rng.normal(size=n_obs)])
+    b_true = 0.7 * rng.normal(size=n_groups)
+    y = (rng.random(n_obs) < 1 / (1 + np.exp(
+        -(x @ np.array([0.1, 0.35]) + b_true[group])))).astype(float)
+
+    def losses(t):
+        z = anp.dot(x, t[:2]) + t[2:][group]
+        return anp.logaddexp(0, z) - y * z
+
+    def prior(t):
+        return 0.5 * anp.sum(t[2:] ** 2) + 0.005 * anp.sum(t[:2] ** 2)
+    start = WeightSensitivity(losses, np.zeros(2 + n_groups), prior_fun=prior,
+                              validate_optimum=False)
+    ws = WeightSensitivity(losses, start.refit(np.ones(n_obs), gtol=1e-12),
+                           prior_fun=prior)
+    local = (2 + np.arange(n_groups)).reshape(n_groups, 1)
+    dense = greedy_drop(ws, 1, alpha=0.1)
+    structured = greedy_drop(ws, 1, alpha=0.1, solver="arrowhead",
+                             solver_options={"local_inds": local})
+    assert dense.found and structured.found
+    np.testing.assert_array_equal(np.sort(dense.indices),
+                                  np.sort(structured.indices))
+    np.testing.assert_allclose(structured.path_qoi, dense.path_qoi,
+                               rtol=1e-8, atol=1e-10)
+    w = np.ones(n_obs)
+    w[structured.indices] = 0.0
+    refit = scipy.optimize.minimize(
+        lambda t: float(np.dot(w, losses(t)) + prior(t)),
+        structured.refit_opt_par + 0.01, method="BFGS",
+        options={"gtol": 1e-9}).x
+    np.testing.assert_allclose(structured.refit_opt_par, refit, atol=1e-5)
+    assert np.sign(refit[1]) != np.sign(ws.opt_par[1])
+    with pytest.raises(TypeError, match="local_inds"):
+        greedy_drop(ws, 1, solver="arrowhead")
