@@ -140,10 +140,11 @@ class Target:
         d_theta = np.asarray(autograd.grad(self.qoi)(theta), dtype=float)
         if self.kind != "significance":
             return d_theta, None
-        se_theta = np.asarray(autograd.grad(self.se_fun, 0)(theta, weights),
-                              dtype=float)
-        se_w = np.asarray(autograd.grad(self.se_fun, 1)(theta, weights),
-                          dtype=float)
+        # One reverse pass for both arguments (autograd takes tuples).
+        se_theta, se_w = autograd.grad(lambda pair: self.se_fun(*pair))(
+            (theta, weights))
+        se_theta = np.asarray(se_theta, dtype=float)
+        se_w = np.asarray(se_w, dtype=float)
         if not (np.all(np.isfinite(se_theta)) and np.all(np.isfinite(se_w))):
             raise ValueError("the derivatives of se_fun are not finite")
         factor = self.side * self.z
