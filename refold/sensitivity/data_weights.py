@@ -438,6 +438,13 @@ class WeightSensitivity:
         DropDataResult
             Call its ``refit_check()`` to re-fit without the set.
 
+        See Also
+        --------
+        refold.sensitivity.drop_data.greedy_drop : the greedy recursive
+            search, which re-ranks after every re-fitted step and finds sets
+            whose members mask one another, where this one-shot ranking
+            fails.
+
         Raises
         ------
         ValueError
