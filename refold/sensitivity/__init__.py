@@ -19,6 +19,11 @@ from refold.sensitivity.solvers import (
     get_solver, get_sparse_cholesky_solver)
 from refold.sensitivity.sparse_hessian import (
     SparseBlockHessian, sparse_hessian)
+from refold.sensitivity.sparsity import (
+    SparsityWarning, hessian_sparsity, jacobian_sparsity,
+    register_sparsity_rule)
+from refold.sensitivity.structure import (
+    HessianStructure, hessian_structure)
 from refold.sensitivity.data_weights import (
     DropDataResult, RefitCheck, WeightSensitivity)
 from refold.sensitivity.drop_data import (
@@ -44,7 +49,9 @@ __all__ = [
     "get_lu_solver", "get_solver", "get_sparse_cholesky_solver",
     "ParametricSensitivityTaylorExpansion", "TaylorSeriesWarning",
     "TaylorSeriesReport", "TaylorTerm", "WeightSensitivity",
-    "DropDataResult", "RefitCheck",
+    "DropDataResult", "RefitCheck", "hessian_sparsity", "jacobian_sparsity",
+    "register_sparsity_rule", "SparsityWarning", "HessianStructure",
+    "hessian_structure",
     "check_nonsingular", "hessian_covariance", "per_observation_gradients",
     "sandwich_covariance", "standard_error_fun", "DropSearchResult",
     "DropPrediction", "greedy_drop", "exhaustive_drop", "predict_drop",
