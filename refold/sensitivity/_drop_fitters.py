@@ -6,7 +6,10 @@ the final confirming fit.  Two kinds:
 
 * :class:`LossFitter`, for a :class:`WeightSensitivity` (an objective with
   per-observation losses): Newton on the gradient with an Armijo line search
-  on the objective; the Hessian dense (``'cholesky'``, ``'lu'``, ...),
+  on the objective; the Hessian by ``'auto'`` (the structure the sensitivity
+  detected, reused at every point; a dense one goes through
+  ``check_nonsingular`` so collinear columns are named), dense
+  (``'cholesky'``, ``'lu'``, ...),
   matrix-free (``'cg'``) or arrowhead-structured (``'arrowhead'`` with
   ``local_inds``: Schur complement, for random-effects models); the final
   fit by :func:`refold.sensitivity.refit.refit`.
@@ -22,6 +25,7 @@ from typing import Optional, Tuple
 import autograd
 import numpy as np
 
+from refold.sensitivity._equation_solver import hessian_solver_auto
 from refold.sensitivity.data_weights import WeightSensitivity
 from refold.sensitivity.ee_weights import (EstimatingEquationWeights,
                                           solve_root)
@@ -93,8 +97,21 @@ class LossFitter(_Base):
                             f"{type(solver).__name__}")
         self.ws, self.kind = ws, solver
         self.options = dict(solver_options or {})
-        self.local_inds = None
-        if solver == "arrowhead":
+        self.local_inds = self.structure = None
+        if solver == "auto":
+            # The structure the sensitivity detected (or detect it once);
+            # the sparsity pattern at 0/1 weights is within it.
+            structure = getattr(ws, "structure", None)
+            if structure is None:
+                structure = hessian_solver_auto(
+                    ws.objective, ws.opt_par, (np.ones(ws.n_obs),),
+                    options=self.options)[2]
+            self.structure = structure
+            if structure.kind == "dense":       # named collinearity errors
+                self.kind = "cholesky"
+            else:
+                self.options["structure"] = structure
+        elif solver == "arrowhead":
             if set(self.options) != {"local_inds"}:
                 raise TypeError("solver='arrowhead' needs solver_options="
                                 "{'local_inds': (T, m) array} and nothing "
@@ -108,6 +125,10 @@ class LossFitter(_Base):
 
     def solver(self, theta, weights):
         """``b -> H^{-1} b`` at (theta, weights)."""
+        if self.kind == "auto":
+            return hessian_solver_auto(
+                self.objective, theta, (weights,), options=self.options,
+                what="the Hessian of the weighted objective")[0]
         if self.kind == "cg":
             return as_solver(self.kind, hvp=jvp_operator(
                 self.grad, theta, weights), dim=self.dim, **self.options)
@@ -151,7 +172,7 @@ class MomentFitter(_Base):
 
     def __init__(self, ee: EstimatingEquationWeights, solver: str,
                  solver_options: Optional[dict]) -> None:
-        if solver not in ("cholesky", "lu") or solver_options:
+        if solver not in ("auto", "cholesky", "lu") or solver_options:
             raise TypeError("an estimating equation takes no solver options "
                             "(its Jacobian is dense and solved by LU)")
         self.ee = ee

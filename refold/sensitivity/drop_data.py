@@ -188,7 +188,7 @@ def greedy_drop(sensitivity: WeightSensitivity, qoi_fun: Any,
                 batch_fraction: float = 0.25,
                 max_batch: Optional[int] = None, refit_every: int = 5,
                 newton_steps: int = 1, tol: float = 1e-10,
-                max_newton: int = 50, solver: str = "cholesky",
+                max_newton: int = 50, solver: str = "auto",
                 solver_options: Optional[dict] = None,
                 refit_options: Optional[dict] = None) -> DropSearchResult:
     r"""Greedy recursive search for a small set whose removal flips a
@@ -225,8 +225,11 @@ def greedy_drop(sensitivity: WeightSensitivity, qoi_fun: Any,
         iteration limit.
     solver : str, optional
         The solver kind for the Newton steps and influence scores of a
-        ``WeightSensitivity``, with ``solver_options``: ``'cholesky'``
-        (default), ``'lu'`` or ``'dense'`` on the dense autograd Hessian;
+        ``WeightSensitivity``, with ``solver_options``: ``'auto'``
+        (default: the Hessian structure the sensitivity detected, reused at
+        every point -- dense, arrowhead or sparse; see
+        :mod:`refold.sensitivity.structure`); ``'cholesky'``, ``'lu'`` or
+        ``'dense'`` on the dense autograd Hessian;
         ``'cg'``: Hessian-vector products only; ``'arrowhead'`` with
         ``solver_options={'local_inds': (T, m) array}``: the structured
         Hessian of a random-effects model (``m + g`` Hessian-vector
@@ -398,7 +401,7 @@ def exhaustive_drop(sensitivity: WeightSensitivity, qoi_fun: Any,
         message then says so, and how many fits failed to converge (a set
         whose fit fails is not counted as flipping).
     """
-    fitter = make_fitter(sensitivity, "cholesky", None)
+    fitter = make_fitter(sensitivity, "auto", None)
     n_obs = fitter.n_obs
     max_size = check_int(max_size, "max_size", minimum=1,
                          type_error=ValueError)

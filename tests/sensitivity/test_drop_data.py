@@ -335,3 +335,54 @@ def test_random_effects_model_with_the_arrowhead_solver():
     assert np.sign(refit[1]) != np.sign(ws.opt_par[1])
     with pytest.raises(TypeError, match="local_inds"):
         greedy_drop(ws, 1, solver="arrowhead")
+
+
+def test_auto_solver_uses_the_detected_arrowhead_structure():
+    """At D = 252 the default solver='auto' detects the random-effects
+    (arrowhead) structure, and the search matches the explicit arrowhead
+    solver; an independent L-BFGS re-fit confirms the flip."""
+    import autograd
+    rng = np.random.default_rng(2)
+    n_groups, per = 250, 4
+    n_obs = n_groups * per
+    group = np.repeat(np.arange(n_groups), per)
+    x = np.column_stack([np.ones(n_obs), rng.normal(size=n_obs)])
+    b_true = 0.7 * rng.normal(size=n_groups)
+    y = (rng.random(n_obs) < 1 / (1 + np.exp(
+        -(x @ np.array([0.1, 0.2]) + b_true[group])))).astype(float)
+
+    def losses(t):
+        z = anp.dot(x, t[:2]) + t[2:][group]
+        return anp.logaddexp(0, z) - y * z
+
+    def prior(t):
+        return 0.5 * anp.sum(t[2:] ** 2) + 0.005 * anp.sum(t[:2] ** 2)
+    start = WeightSensitivity(losses, np.zeros(2 + n_groups),
+                              prior_fun=prior, validate_optimum=False,
+                              solver="cg")
+    ws = WeightSensitivity(losses, start.refit(np.ones(n_obs), gtol=1e-10),
+                           prior_fun=prior)
+    assert ws.structure.kind == "arrowhead"
+    auto = greedy_drop(ws, 1, alpha=0.1)
+    local = (2 + np.arange(n_groups)).reshape(n_groups, 1)
+    explicit = greedy_drop(ws, 1, alpha=0.1, solver="arrowhead",
+                           solver_options={"local_inds": local})
+    assert auto.found and explicit.found
+    np.testing.assert_array_equal(auto.indices, explicit.indices)
+    w = np.ones(n_obs)
+    w[auto.indices] = 0.0
+
+    def objective(t):          # written out in numpy, with its gradient
+        z = x @ t[:2] + t[2:][group]
+        resid = w * (1 / (1 + np.exp(-z)) - y)
+        value = np.dot(w, np.logaddexp(0, z) - y * z) + 0.5 * np.sum(
+            t[2:] ** 2) + 0.005 * np.sum(t[:2] ** 2)
+        grad = np.concatenate([x.T @ resid + 0.01 * t[:2],
+                               np.bincount(group, resid, n_groups) + t[2:]])
+        return value, grad
+    brute = scipy.optimize.minimize(objective, np.zeros(2 + n_groups),
+                                    jac=True, method="L-BFGS-B",
+                                    options={"gtol": 1e-10, "ftol": 1e-15,
+                                             "maxiter": 5000}).x
+    np.testing.assert_allclose(auto.refit_opt_par[:2], brute[:2], atol=1e-5)
+    assert np.sign(brute[1]) != np.sign(ws.opt_par[1])
