@@ -300,6 +300,16 @@ class WeightSensitivity:
         """A copy of the optimum."""
         return self._opt_par.copy()
 
+    @property
+    def loss_terms_fun(self) -> Callable:
+        """The per-observation loss vector ``loss_terms_fun(theta)``."""
+        return self._loss_terms
+
+    @property
+    def prior_fun(self) -> Optional[Callable]:
+        """The unweighted prior or penalty (``None`` when there is none)."""
+        return self._prior
+
     def _qoi(self, qoi_fun) -> Callable:
         if isinstance(qoi_fun, (int, np.integer)) and not isinstance(
                 qoi_fun, bool):
@@ -444,6 +454,13 @@ class WeightSensitivity:
         -------
         DropDataResult
             Call its ``refit_check()`` to re-fit without the set.
+
+        See Also
+        --------
+        refold.sensitivity.drop_data.greedy_drop : the greedy recursive
+            search, which re-ranks after every re-fitted step and finds sets
+            whose members mask one another, where this one-shot ranking
+            fails.
 
         Raises
         ------
