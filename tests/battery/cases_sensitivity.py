@@ -222,7 +222,7 @@ def cases():
     out += sweep("sparse_hessian", S.sparse_hessian,
                  dict(fun=f1, x=np.ones(3)), "sparsity",
                  [("string", "diag"), ("wrong shape", np.eye(2)),
-                  ("NaN", np.full((3, 3), np.nan)), ("None", None)])
+                  ("NaN", np.full((3, 3), np.nan))])   # None: detected
     out += sweep("sparse_hessian", S.sparse_hessian,
                  dict(fun=f1, sparsity=np.eye(3)), "x", bad_arrays((3,))[:8])
     out += sweep("SparseBlockHessian", S.SparseBlockHessian,
