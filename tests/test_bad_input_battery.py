@@ -11,11 +11,12 @@ import collections
 import pytest
 
 from tests.battery import (cases_methods, cases_models, cases_patterns,
-                           cases_sensitivity)
+                           cases_sensitivity, cases_structure_drop)
 from tests.battery._core import CLASSES, CLEAN, classify
 
 CASES = (cases_patterns.cases() + cases_sensitivity.cases()
-         + cases_models.cases() + cases_methods.cases())
+         + cases_models.cases() + cases_methods.cases()
+         + cases_structure_drop.cases())
 
 
 def test_battery_size_and_every_entry_point_covered():
@@ -28,7 +29,8 @@ def test_battery_size_and_every_entry_point_covered():
                   "EMCovariance", "ns", "gm", "mm", "MixedModelData",
                   "GLMMData", "glmm", "laplace_importance_sampling",
                   "SparseBlockHessian", "ArrowheadHessian", "OptimumChecker",
-                  "GLMMObjective"]:
+                  "GLMMObjective", "hessian_structure", "sandwich_covariance",
+                  "predict_drop", "greedy_drop", "OLSDrop"]:
         assert entry in labels, entry
     assert len({case.label for case in CASES}) == len(CASES)
 

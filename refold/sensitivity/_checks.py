@@ -12,7 +12,8 @@ import numpy as np
 
 __all__ = ["check_int", "check_bool", "real_array", "as_vector",
            "check_optional_bool", "check_positive_float",
-           "check_cross_column", "user_call", "describe_point"]
+           "check_cross_column", "user_call", "describe_point",
+           "traced_vector"]
 
 
 def check_int(value: Any, name: str, *, minimum: Optional[int] = None,
@@ -215,3 +216,15 @@ def describe_point(value: Any, limit: int = 6) -> str:
     if arr.size > limit:
         shown = shown[:-1] + ", ...]"
     return f"{shown} (length {arr.size})"
+
+
+def traced_vector(value: Any, name: str) -> Any:
+    """Check a finite, non-empty, real 1-d vector that may be an autograd
+    box (its raw value is checked); return it as a float array, or the box
+    unchanged so derivatives flow through."""
+    from autograd.tracer import getval
+    raw = getval(value)
+    if raw is value:
+        return as_vector(value, name)
+    as_vector(raw, name)
+    return value

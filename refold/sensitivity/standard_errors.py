@@ -49,6 +49,8 @@ import numpy as np
 from autograd.extend import defjvp, defvjp, primitive
 from autograd.tracer import getval
 
+from refold.sensitivity._checks import real_array, traced_vector
+
 __all__ = ["per_observation_gradients", "hessian_covariance",
            "sandwich_covariance", "standard_error_fun", "check_nonsingular",
            "moment_sandwich_covariance"]
@@ -103,7 +105,11 @@ def check_nonsingular(matrix: Any, name: str = "the Hessian",
     ...
     ValueError: X'X is singular or nearly so (condition number ...): the columns ['x1', 'x2'] are collinear ...
     """
-    mat = np.asarray(getval(matrix), dtype=float)
+    mat = np.array(real_array(getval(matrix), "matrix", allow_bool=True),
+                   dtype=float)
+    if mat.ndim != 2 or mat.shape[0] != mat.shape[1]:
+        raise ValueError(f"{name} (matrix) must be a square 2-d array; got "
+                         f"shape {mat.shape}")
     dim = mat.shape[0]
     names = [f"theta[{i}]" for i in range(dim)] if labels is None \
         else [str(s) for s in labels]
@@ -134,6 +140,7 @@ def check_nonsingular(matrix: Any, name: str = "the Hessian",
 def _weights_or_ones(weights, n_obs):
     if weights is None:
         return np.ones(n_obs)
+    real_array(getval(weights), "weights", allow_bool=True)
     if getval(weights) is weights:
         w = np.asarray(weights, dtype=float)
         if w.shape != (n_obs,):
@@ -158,6 +165,7 @@ def per_observation_gradients(loss_terms_fun: Callable, theta: Any):
     array([[ 1.],
            [-1.]])
     """
+    theta = traced_vector(theta, "theta")
     dim = np.shape(getval(theta))[0]
     jvp = autograd.make_jvp(loss_terms_fun)(theta)
     return anp.stack([jvp(e)[1] for e in np.eye(dim)], axis=1)
@@ -223,6 +231,7 @@ def hessian_covariance(loss_terms_fun: Callable, theta: Any,
         A near-singular Hessian (naming the collinear parameters), bad
         weights or dispersion.
     """
+    theta = traced_vector(theta, "theta")
     n_obs = np.shape(getval(loss_terms_fun(getval(theta))))[0]
     weights = _weights_or_ones(weights, n_obs)
     hess = _hessian(loss_terms_fun, theta, weights, prior_fun)
@@ -314,6 +323,7 @@ def moment_sandwich_covariance(moment_fun: Callable, theta: Any,
     ValueError
         A singular Jacobian, bad weights or cluster labels.
     """
+    theta = traced_vector(theta, "theta")
     moments = moment_fun(theta)
     n_obs = np.shape(getval(moments))[0]
     weights = _weights_or_ones(weights, n_obs)

@@ -41,6 +41,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+from refold.sensitivity._checks import as_vector as _as_vector
 from refold.sensitivity.colouring import (HessianColouring, as_sparsity_pattern,
                                           colour_hessian)
 from refold.sensitivity.sparsity import hessian_sparsity
@@ -316,7 +317,9 @@ def hessian_structure(fun: Callable, x: Any, *args: Any) -> HessianStructure:
     >>> hessian_structure(f, np.zeros(602)).describe()
     'arrowhead: 2 globals, 300 blocks of 2; 5 HVPs; Schur complement (2 globals couple to all; the rest in blocks of 2)'
     """
-    x_arr = np.asarray(x)
+    if not callable(fun):
+        raise TypeError(f"fun must be callable; got {type(fun).__name__}")
+    x_arr = _as_vector(x, "x")
     dim = int(x_arr.size)
     if dim <= SMALL_DIM:
         return HessianStructure("dense", dim, reason=f"D = {dim} <= "
