@@ -9,10 +9,13 @@ from refold.sensitivity import *  # noqa: F401,F403
 from refold.sensitivity import __all__ as _sensitivity_all
 from refold.models import EMCovariance, LinearResponseCovariances  # noqa
 
-# vittles' module names, so ``vittles.solver_lib.get_cholesky_solver`` and
+# vittles' module names, so ``vittles.solver_lib.get_cholesky_solver``,
+# ``vittles.sensitivity_lib.get_linear_function`` and
 # ``vittles.bivariate_sensitivity_lib.CrossSensitivity`` port by import.
+# The full module trees are refold.compat.paragami / refold.compat.vittles.
 from refold.sensitivity import cross as bivariate_sensitivity_lib  # noqa
 from refold.sensitivity import solvers as solver_lib  # noqa
+from refold.compat.vittles import sensitivity_lib  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = list(_patterns_all) + list(_sensitivity_all) + [

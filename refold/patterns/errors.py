@@ -4,18 +4,18 @@ Where paragami 0.42 raised one exception type and refold raises a more
 fitting one, refold raises a class derived from *both*, so ported code that
 catches paragami's type keeps working and new code can catch refold's:
 
-=================================  ==============================  ==========================
-raised for                         class                           caught by
-=================================  ==============================  ==========================
-a function wrapper's ``patterns``, :class:`PatternArgumentError`   ``TypeError``,
-``argnums``/``retnums`` or                                         ``ValueError`` (paragami)
-``free`` of the wrong kind
-an unknown or unnamed pattern      :class:`UnknownPatternError`    ``ValueError``,
-type in JSON                                                       ``KeyError`` (paragami)
-text that is not JSON              :class:`PatternJSONError`       ``ValueError``,
-                                                                   ``json.JSONDecodeError``
-                                                                   (paragami)
-=================================  ==============================  ==========================
+====================================  ==============================  ==========================
+raised for                            class                           caught by
+====================================  ==============================  ==========================
+a function wrapper's ``patterns``,    :class:`PatternArgumentError`   ``TypeError``,
+``argnums``/``retnums`` or ``free``                                   ``ValueError`` (paragami)
+of the wrong kind
+an unknown or unnamed pattern type    :class:`UnknownPatternError`    ``ValueError``,
+in JSON                                                               ``KeyError`` (paragami)
+text that is not JSON                 :class:`PatternJSONError`       ``ValueError``,
+                                                                      ``json.JSONDecodeError``
+                                                                      (paragami)
+====================================  ==============================  ==========================
 
 Each prints its message plainly (``KeyError`` alone would quote it).
 """

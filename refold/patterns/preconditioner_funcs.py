@@ -27,11 +27,9 @@ import autograd.numpy as anp
 import numpy as onp
 import scipy.sparse as osp
 
-from refold.patterns.preconditioning import (
-    _apply_linear, _sparse_sqrt_ops, truncate_eigenvalues)
+from refold.patterns.preconditioning import _apply_linear, _sparse_sqrt_ops
 
-__all__ = ["transform_eigenspace", "get_sym_matrix_inv_sqrt_funcs",
-           "truncate_eigenvalues"]
+__all__ = ["transform_eigenspace", "get_sym_matrix_inv_sqrt_funcs"]
 
 
 def transform_eigenspace(eigvecs, eigvals, transform_function: Callable

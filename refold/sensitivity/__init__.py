@@ -5,6 +5,7 @@ subpackage may import ``refold.patterns``; it never imports ``refold.models``.
 """
 from refold.sensitivity.arrowhead import ArrowheadHessian
 from refold.sensitivity.cross import CrossSensitivity, OptimumChecker
+from refold.sensitivity.errors import HessianError, SecondDerivativeError
 from refold.sensitivity.linear_approx import (
     EstimatingEquationLinearApproximation,
     HyperparameterSensitivityLinearApproximation)
@@ -36,5 +37,5 @@ __all__ = [
     "get_lu_solver", "get_solver", "get_sparse_cholesky_solver",
     "ParametricSensitivityTaylorExpansion", "TaylorSeriesWarning",
     "TaylorSeriesReport", "TaylorTerm", "WeightSensitivity",
-    "DropDataResult", "RefitCheck",
+    "DropDataResult", "RefitCheck", "HessianError", "SecondDerivativeError",
 ]
