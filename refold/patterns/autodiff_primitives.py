@@ -117,6 +117,8 @@ def _grouped_sum_vjp(ans, x, groups, num_groups=None):
     return lambda g: anp.reshape(g[index], shape)
 
 
+# autograd's primitive() keeps the name and docstring but not the module.
+grouped_sum.__module__ = __name__
 defvjp(grouped_sum, _grouped_sum_vjp, None)
 defjvp(grouped_sum,
        lambda g, ans, x, groups, num_groups=None: grouped_sum(
@@ -184,6 +186,9 @@ def replace(x_sub, x, inds):
     out = onp.array(x, dtype=float)
     out[inds] = x_sub
     return out
+
+
+replace.__module__ = __name__
 
 
 def _zero_at(g, inds):
