@@ -15,7 +15,15 @@ from refold.models import EMCovariance, LinearResponseCovariances  # noqa
 # The full module trees are refold.compat.paragami / refold.compat.vittles.
 from refold.sensitivity import cross as bivariate_sensitivity_lib  # noqa
 from refold.sensitivity import solvers as solver_lib  # noqa
-from refold.compat.vittles import sensitivity_lib  # noqa: E402
+
+
+def __getattr__(name):
+    # ``refold.sensitivity_lib`` (vittles' module name), imported on first use.
+    if name == "sensitivity_lib":
+        from refold.compat.vittles import sensitivity_lib
+        return sensitivity_lib
+    raise AttributeError(f"module 'refold' has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 __all__ = list(_patterns_all) + list(_sensitivity_all) + [

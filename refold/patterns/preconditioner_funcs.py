@@ -48,7 +48,8 @@ def transform_eigenspace(eigvecs, eigvals, transform_function: Callable
     Returns
     -------
     a_mult : callable
-        ``a_mult(v)``, for ``v`` of length ``N``: the identity on the
+        ``a_mult(v)``, for ``v`` of length ``N`` (or an ``(N, k)`` matrix,
+        column by column): the identity on the
         orthogonal complement of ``eigvecs`` and
         ``transform_function(eigvals)`` on its span. Differentiable by
         autograd in ``v``.
@@ -93,7 +94,9 @@ def transform_eigenspace(eigvecs, eigvals, transform_function: Callable
     vecs_t = eigvecs.T
 
     def a_mult(vec):
-        return vec + anp.dot(eigvecs, scale * anp.dot(vecs_t, vec))
+        loadings = anp.dot(vecs_t, vec)
+        factor = scale if anp.ndim(loadings) < 2 else scale[:, None]
+        return vec + anp.dot(eigvecs, factor * loadings)
 
     return a_mult
 

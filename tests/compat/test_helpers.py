@@ -94,6 +94,8 @@ def test_eigenspace_helpers():
     matrix = np.eye(4) + q[:, :2] @ np.diag(np.sqrt(vals) - 1) @ q[:, :2].T
     v = rng.normal(size=4)
     np.testing.assert_allclose(a_mult(v), matrix @ v)
+    many = rng.normal(size=(4, 3))
+    np.testing.assert_allclose(a_mult(many), matrix @ many)
     np.testing.assert_array_equal(
         optimization_lib.truncate_eigenvalues(np.array([-1.0, 0.5, 9.0]),
                                               ev_min=0.1, ev_max=2.0),
