@@ -14,8 +14,12 @@ replace ``N`` forward passes. refold forms cross Hessians with it in
 :class:`~refold.sensitivity.linear_approx.HyperparameterSensitivityLinearApproximation`
 and
 :class:`~refold.sensitivity.linear_approx.EstimatingEquationLinearApproximation`,
-and the per-observation gradient matrix in
-:meth:`~refold.sensitivity.data_weights.WeightSensitivity.approximate_loo`.
+the per-observation gradient matrix in
+:meth:`~refold.sensitivity.data_weights.WeightSensitivity.approximate_loo`,
+and the cross Jacobian of
+:class:`~refold.sensitivity.taylor.ParametricSensitivityTaylorExpansion`'s
+dense path (``forward_mode=False``; its higher derivative arrays, which are
+differentiated again, stay forward mode).
 (:class:`~refold.sensitivity.cross.CrossSensitivity` and the Taylor
 expansion's ``forward_mode=True`` path contract derivatives with directions
 and never form a Jacobian.)

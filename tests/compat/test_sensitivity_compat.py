@@ -133,3 +133,25 @@ def test_data_weight_sensitivity_agrees_with_vittles(vittles):
         objective, theta, w)
     np.testing.assert_allclose(ours.get_dopt_dhyper(),
                                theirs.get_dopt_dhyper(), atol=1e-12)
+
+
+def test_dense_taylor_cross_jacobian_with_many_hyperparameters():
+    """forward_mode=False with M > D: the cross Jacobian (reverse sweeps)
+    gives the same series as the directional (forward) path, and matches
+    refits to second order."""
+    objective, theta, x, y = _weighted_problem(n_obs=40)
+    w = np.ones(40)
+    new_w = w.copy()
+    new_w[:5] = 0.9
+    series = {}
+    for forward_mode in (True, False):
+        taylor = refold.ParametricSensitivityTaylorExpansion.\
+            optimization_objective(objective, theta, w, order=2,
+                                   forward_mode=forward_mode)
+        series[forward_mode] = taylor.evaluate_taylor_series(new_w)
+    np.testing.assert_allclose(series[False], series[True], atol=1e-12)
+    # The weighted ridge optimum is closed-form.
+    exact = np.linalg.solve((x * new_w[:, None]).T @ x + 0.1 * np.eye(3),
+                            (x * new_w[:, None]).T @ y)
+    assert np.abs(series[False] - exact).max() < 1e-3 * np.abs(
+        exact - theta).max()
