@@ -7,7 +7,6 @@ from refold.patterns import *  # noqa: F401,F403
 from refold.patterns import __all__ as _patterns_all
 from refold.sensitivity import *  # noqa: F401,F403
 from refold.sensitivity import __all__ as _sensitivity_all
-from refold.models import EMCovariance, LinearResponseCovariances  # noqa
 
 # vittles' module names, so ``vittles.solver_lib.get_cholesky_solver``,
 # ``vittles.sensitivity_lib.get_linear_function`` and
@@ -17,14 +16,27 @@ from refold.sensitivity import cross as bivariate_sensitivity_lib  # noqa
 from refold.sensitivity import solvers as solver_lib  # noqa
 
 
-def __getattr__(name):
-    # ``refold.sensitivity_lib`` (vittles' module name), imported on first use.
-    if name == "sensitivity_lib":
-        from refold.compat.vittles import sensitivity_lib
-        return sensitivity_lib
-    raise AttributeError(f"module 'refold' has no attribute {name!r}")
-
-
 __version__ = "0.1.0"
 __all__ = list(_patterns_all) + list(_sensitivity_all) + [
     "LinearResponseCovariances", "EMCovariance"]
+
+_LAZY = {"LinearResponseCovariances": "refold.models",
+         "EMCovariance": "refold.models",
+         "models": "refold.models",
+         # vittles' module name (the module tree is refold.compat.vittles)
+         "sensitivity_lib": "refold.compat.vittles.sensitivity_lib"}
+_LAZY_MODULES = ("models", "sensitivity_lib")
+
+
+def __getattr__(name):
+    # The models layer loads on first use: ``import refold`` stays close to
+    # the cost of numpy + scipy + autograd.
+    if name in _LAZY:
+        import importlib
+        module = importlib.import_module(_LAZY[name])
+        return module if name in _LAZY_MODULES else getattr(module, name)
+    raise AttributeError(f"module 'refold' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_LAZY))

@@ -170,7 +170,7 @@ def _run_tutorial(name, tmp_path):
 
 def test_every_tutorial_is_tested():
     tested = {"neyman_scott", "em_standard_errors", "lrvb_glmm",
-              "taylor_prior_sensitivity"}
+              "taylor_prior_sensitivity", "drop_data_microcredit"}
     present = {os.path.basename(s)[:-3] for s in TUTORIAL_SCRIPTS}
     assert present == tested, "add a test for {}".format(present - tested)
 
@@ -223,6 +223,31 @@ def test_tutorial_taylor_prior_sensitivity(tmp_path):
     # Near the expansion point every order improves on the one before.
     assert np.all(np.diff(errors[:, near], axis=0) < 0)
     assert np.all(errors[:, res["grid"] == 0.0] < 1e-8)
+
+
+def test_tutorial_drop_data_microcredit(tmp_path):
+    res = _run_tutorial("drop_data_microcredit", tmp_path)
+    x, y, theta = res["x"], res["y"], res["theta"]
+    np.testing.assert_allclose(theta, np.linalg.lstsq(x, y, rcond=None)[0],
+                               rtol=1e-10)
+    greedy, general = res["greedy"], res["general"]
+    # Every reported set flips the sign by a fresh least-squares fit.
+    for fit in (res["fresh_greedy"], res["fresh_amip"]):
+        assert np.sign(fit[1]) != np.sign(theta[1])
+    assert greedy.found and general.found
+    assert greedy.refit_qoi == pytest.approx(res["fresh_greedy"][1],
+                                             rel=1e-8)
+    # Greedy needs no more than the first-order ranking checked by re-fits,
+    # which needs no more than the additive first-order prediction.
+    assert greedy.n_dropped <= res["first_order_needed"]
+    assert general.n_dropped == greedy.n_dropped
+    sig = res["significance"]
+    keep = np.setdiff1d(np.arange(len(y)), sig.indices)
+    w = np.zeros(len(y))
+    w[keep] = 1.0
+    se = res["se_fun"](res["fresh_significance"], w)
+    assert abs(res["fresh_significance"][1]) < 1.959964 * se
+    assert sig.refit_se == pytest.approx(se, rel=1e-8)
 
 
 # ------------------------------------------------------------ API reference

@@ -11,8 +11,8 @@
 This subpackage may import ``refold.patterns`` and ``refold.sensitivity``;
 nothing imports it.
 """
-from refold.models import (
-    gaussian_mixture, logistic_glmm, mixed_model, neyman_scott)
+import importlib
+
 from refold.models.em_covariance import (
     EMCovariance, infer_eta_blocks, log_simplex)
 from refold.models.lr_covariance import (
@@ -25,3 +25,19 @@ __all__ = [
     "infer_eta_blocks", "log_simplex", "neyman_scott", "gaussian_mixture",
     "mixed_model", "logistic_glmm",
 ]
+
+# The worked models load on first use (``refold.models.gaussian_mixture``
+# or ``from refold.models import logistic_glmm``), so ``import refold``
+# does not pay for scipy.stats and scipy.special.
+_WORKED_MODELS = ("neyman_scott", "gaussian_mixture", "mixed_model",
+                  "logistic_glmm")
+
+
+def __getattr__(name):
+    if name in _WORKED_MODELS:
+        return importlib.import_module(f"refold.models.{name}")
+    raise AttributeError(f"module 'refold.models' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_WORKED_MODELS))

@@ -69,6 +69,7 @@ from refold.sensitivity.newton import NewtonReport, arrowhead_newton
 from refold.sensitivity.optimum import check_optimum
 from refold.sensitivity.solvers import RefoldWarning
 from refold.sensitivity.sparse_hessian import SparseBlockHessian
+from refold.sensitivity.sparsity import register_sparsity_rule
 
 __all__ = ["GLMMData", "GLMMPrior", "GLMMObjective", "GLMMFit",
            "NewtonReport", "simulate", "fit", "vb_pattern", "make_group_ops",
@@ -141,6 +142,8 @@ def make_group_ops(group: Any, n_groups: int) -> Tuple[Callable, Callable]:
     defvjp(group_sum, lambda ans, r: lambda g: gather(g))
     defjvp(gather, lambda g, ans, u: gather(g))
     defjvp(group_sum, lambda g, ans, r: group_sum(g))
+    register_sparsity_rule(gather, "linear_map", matrix=indicator)
+    register_sparsity_rule(group_sum, "linear_map", matrix=indicator_t)
     return gather, group_sum
 
 
@@ -160,6 +163,8 @@ defvjp(_polygamma, None, lambda ans, n, x: lambda g: g * _polygamma(n + 1, x))
 defjvp(_polygamma, None, lambda g, ans, n, x: g * _polygamma(n + 1, x))
 defvjp(_gammaln, lambda ans, x: lambda g: g * _polygamma(0, x))
 defjvp(_gammaln, lambda g, ans, x: g * _polygamma(0, x))
+register_sparsity_rule(_polygamma, "elementwise")
+register_sparsity_rule(_gammaln, "elementwise")
 
 _LOG_2PI = float(onp.log(2.0 * onp.pi))
 

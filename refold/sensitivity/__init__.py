@@ -20,8 +20,21 @@ from refold.sensitivity.solvers import (
     get_solver, get_sparse_cholesky_solver)
 from refold.sensitivity.sparse_hessian import (
     SparseBlockHessian, sparse_hessian)
+from refold.sensitivity.sparsity import (
+    SparsityWarning, hessian_sparsity, jacobian_sparsity,
+    register_sparsity_rule)
+from refold.sensitivity.structure import (
+    HessianStructure, hessian_structure)
 from refold.sensitivity.data_weights import (
     DropDataResult, RefitCheck, WeightSensitivity)
+from refold.sensitivity.drop_data import (
+    DropPrediction, DropSearchResult, exhaustive_drop, greedy_drop,
+    predict_drop)
+from refold.sensitivity.ee_weights import EstimatingEquationWeights
+from refold.sensitivity.ols_drop import OLSDrop
+from refold.sensitivity.standard_errors import (
+    check_nonsingular, hessian_covariance, moment_sandwich_covariance,
+    per_observation_gradients, sandwich_covariance, standard_error_fun)
 from refold.sensitivity.taylor import (
     ParametricSensitivityTaylorExpansion, TaylorSeriesReport,
     TaylorSeriesWarning, TaylorTerm)
@@ -37,5 +50,12 @@ __all__ = [
     "get_lu_solver", "get_solver", "get_sparse_cholesky_solver",
     "ParametricSensitivityTaylorExpansion", "TaylorSeriesWarning",
     "TaylorSeriesReport", "TaylorTerm", "WeightSensitivity",
-    "DropDataResult", "RefitCheck", "HessianError", "SecondDerivativeError",
+    "DropDataResult", "RefitCheck", "hessian_sparsity", "jacobian_sparsity",
+    "register_sparsity_rule", "SparsityWarning", "HessianStructure",
+    "hessian_structure",
+    "check_nonsingular", "hessian_covariance", "per_observation_gradients",
+    "sandwich_covariance", "standard_error_fun", "DropSearchResult",
+    "DropPrediction", "greedy_drop", "exhaustive_drop", "predict_drop",
+    "OLSDrop", "EstimatingEquationWeights", "moment_sandwich_covariance",
+    "HessianError", "SecondDerivativeError",
 ]

@@ -152,6 +152,10 @@ def estimating_equation_solver(estimating_equation: Callable,
     kw = dict(dim=dim, options=options, what=what)
     if callable(spec):
         return _make_solver(spec, **kw), None
+    if spec is None or spec == "auto":
+        return jacobian_solver_auto(estimating_equation, par, args,
+                                    symmetric=symmetric, options=options,
+                                    what=what)[:2]
     if spec in _MATRIX_FREE_KINDS:
         if symmetric is False:
             raise ValueError(
@@ -160,6 +164,15 @@ def estimating_equation_solver(estimating_equation: Callable,
         matvec = jvp_operator(estimating_equation, par, *args)
         return _make_solver(spec, matvec=matvec, **kw), None
 
+    return _dense_jacobian_solver(estimating_equation, par, args, spec,
+                                  symmetric, kw)
+
+
+def _dense_jacobian_solver(estimating_equation, par, args, spec, symmetric,
+                           kw) -> tuple:
+    """Form ``J`` densely; Cholesky when symmetric positive definite, LU
+    otherwise (or the kind ``spec``)."""
+    what, dim = kw["what"], kw["dim"]
     jacobian = dense_jacobian(estimating_equation, par, *args)
     _check_square(jacobian, what, dim)
     if not np.all(np.isfinite(jacobian)):
@@ -180,3 +193,190 @@ def estimating_equation_solver(estimating_equation: Callable,
         return _make_solver("cholesky", **kw), jacobian
     except ValueError:
         return _make_solver("lu", **kw), jacobian
+
+
+#: ``solver_options`` keys that ``solver='auto'`` understands.
+AUTO_OPTIONS = ("on_failure", "cg_opts", "preconditioner", "structure")
+
+
+def hessian_solver_auto(objective: Optional[Callable], par: np.ndarray,
+                        args: tuple, *, hessian: Any = None,
+                        options: Optional[Mapping] = None,
+                        name: str = "hessian_at_opt",
+                        what: str = "the Hessian") -> tuple:
+    r"""``solver='auto'`` for the Hessian of ``objective(par, *args)``.
+
+    The structure is detected from the objective (or read from ``hessian``
+    when the caller gives one) and the solver chosen from it; see
+    :mod:`refold.sensitivity.structure`.  ``options`` may hold
+    ``on_failure``, ``cg_opts``, ``preconditioner`` and ``structure`` (a
+    :class:`~refold.sensitivity.structure.HessianStructure` to reuse).
+
+    Returns
+    -------
+    solver : LinearSolver
+    matrix : the Hessian as formed (None on the matrix-free path)
+    structure : HessianStructure
+    """
+    from refold.sensitivity.structure import (HessianStructure,
+                                              auto_hessian_solver)
+    opts = dict(options or {})
+    unknown = sorted(set(opts) - set(AUTO_OPTIONS))
+    if unknown:
+        raise TypeError(f"solver_options {unknown} are not understood by "
+                        f"solver='auto'; it takes {list(AUTO_OPTIONS)}")
+    structure = opts.pop("structure", None)
+    if structure is not None and not isinstance(structure,
+                                                HessianStructure):
+        raise TypeError(f"solver_options['structure'] must be a "
+                        f"HessianStructure; got {type(structure).__name__}")
+    if hessian is not None:
+        hessian = _check_square(hessian, name, par.shape[0])
+        opts["name"] = name
+    try:
+        return auto_hessian_solver(objective, par, args, hessian=hessian,
+                                   structure=structure, options=opts)
+    except ValueError as err:
+        raise _in_context(err, what) from err
+
+
+def coloured_sparse_jacobian(fun: Callable, par: np.ndarray, args: tuple,
+                             pattern: Any) -> tuple:
+    r"""The Jacobian of ``fun`` at ``par`` on ``pattern`` (K x D).
+
+    Bidirectional: the ``k`` densest rows come from ``k`` reverse-mode
+    products (one recorded graph), the rest from one forward-mode product
+    per colour of a distance-2 colouring of the remaining rows' columns.
+    ``k`` minimises ``k`` plus the largest remaining row degree (a lower
+    bound on the colours), so dense rows (the globals of an arrowhead) no
+    longer force one colour per column.
+
+    Returns
+    -------
+    jacobian : scipy.sparse.csr_matrix, shape (K, D)
+    num_products : int
+        Forward plus reverse products used.
+    """
+    import autograd
+    import scipy.sparse as sps
+    from refold.sensitivity.colouring import colour_columns
+    pattern = sps.csr_matrix(pattern, dtype=bool)
+    n_rows = pattern.shape[0]
+    degree = np.diff(pattern.indptr)
+    order = np.argsort(-degree, kind="stable")
+    ranked = np.append(degree[order], 0)
+    n_dense = int(np.argmin(np.arange(n_rows + 1) + ranked))
+    dense_rows = order[:n_dense]
+    is_dense = np.zeros(n_rows, dtype=bool)
+    is_dense[dense_rows] = True
+    rest = sps.csr_matrix(pattern.multiply(~is_dense[:, None]))
+    rest.eliminate_zeros()
+    colours = colour_columns(rest)
+    n_colours = int(colours.max()) + 1 if rest.nnz else 0
+    products = np.empty((n_rows, n_colours))
+    if n_colours:
+        matvec = jvp_operator(fun, par, *args)
+        for colour in range(n_colours):
+            products[:, colour] = np.ravel(matvec(
+                (colours == colour).astype(float)))
+    coo = rest.tocoo()
+    rows, cols = [coo.row], [coo.col]
+    values = [products[coo.row, colours[coo.col]]]
+    if n_dense:
+        vjp, _ = autograd.make_vjp(lambda p: fun(p, *args))(par)
+        unit = np.zeros(n_rows)
+        for row in dense_rows:
+            unit[row] = 1.0
+            full = np.ravel(vjp(unit.reshape(np.shape(_))))
+            unit[row] = 0.0
+            keep = pattern.indices[pattern.indptr[row]:pattern.indptr[row + 1]]
+            rows.append(np.full(len(keep), row))
+            cols.append(keep)
+            values.append(full[keep])
+    jac = sps.csr_matrix((np.concatenate(values), (np.concatenate(rows),
+                                                   np.concatenate(cols))),
+                         shape=pattern.shape)
+    return jac, n_colours + n_dense
+
+
+def jacobian_solver_auto(estimating_equation: Callable, par: np.ndarray,
+                         args: tuple, *, symmetric: Optional[bool] = None,
+                         options: Optional[Mapping] = None,
+                         what: str = "the Jacobian of estimating_equation"
+                         ) -> tuple:
+    r"""``solver='auto'`` for the Jacobian :math:`J` of an estimating
+    equation.
+
+    ``J``'s pattern is detected
+    (:func:`~refold.sensitivity.sparsity.jacobian_sparsity`); a small or
+    dense ``J`` is formed densely (Cholesky when symmetric positive
+    definite, LU otherwise).  A sparse one is recovered from one
+    forward-mode product per colour; when it is symmetric it is solved as a
+    Hessian of that structure (Schur complement for an arrowhead, sparse
+    Cholesky otherwise, falling back to LU when it is not positive
+    definite), else by sparse LU.
+
+    Returns
+    -------
+    solver, jacobian (dense, sparse or ArrowheadHessian), structure
+    """
+    import scipy.sparse as sps
+    from refold.sensitivity.arrowhead import ArrowheadHessian
+    from refold.sensitivity.sparsity import jacobian_sparsity
+    from refold.sensitivity.structure import (DENSE_FRACTION, SMALL_DIM,
+                                              HessianStructure)
+    dim = par.shape[0]
+    opts = dict(options or {})
+    opts.pop("structure", None)
+    kw = dict(dim=dim, options=opts, what=what)
+    pattern = None
+    if dim > SMALL_DIM:
+        pattern = jacobian_sparsity(estimating_equation, par, *args)
+    if pattern is None or pattern.nnz > DENSE_FRACTION * dim * dim:
+        solver, jac = _dense_jacobian_solver(estimating_equation, par, args,
+                                             None, symmetric, kw)
+        reason = (f"D = {dim} <= {SMALL_DIM}" if pattern is None else
+                  f"{100 * pattern.nnz / dim ** 2:.0f}% of the entries can "
+                  f"be nonzero")
+        structure = HessianStructure("dense", dim, pattern, reason=reason,
+                                     source="detected")
+        solver.info["structure"] = structure
+        return solver, jac, structure
+    jac, n_products = coloured_sparse_jacobian(estimating_equation, par,
+                                               args, pattern)
+    if not np.all(np.isfinite(jac.data)):
+        raise ValueError(f"{what} is not finite at the base values")
+    scale = float(np.max(np.abs(jac.data), initial=0.0))
+    gap = float(np.max(np.abs((jac - jac.T).data), initial=0.0))
+    is_symmetric = gap <= 100.0 * dim * np.finfo(float).eps * scale
+    if symmetric is True and not is_symmetric:
+        raise ValueError(
+            f"{what} is not symmetric (max|J - J^T| = {gap:.3g}) although "
+            f"symmetric=True was given; pass symmetric=False (or leave it "
+            f"None) to use an LU solver")
+    kw.update(name="jacobian")
+    if is_symmetric and symmetric is not False:
+        sym = (0.5 * (jac + jac.T)).tocsr()
+        structure = HessianStructure.from_pattern(sym, source="detected")
+        structure._num_products = n_products
+        try:
+            if structure.kind == "arrowhead":
+                arrow = ArrowheadHessian.from_sparse(
+                    sym, structure.global_inds, structure.local_inds)
+                solver = _make_solver("arrowhead", matrix=arrow, **kw)
+                solver.info["structure"] = structure
+                return solver, arrow, structure
+            solver = _make_solver("sparse", matrix=sym, **kw)
+            structure.kind = "sparse"
+            solver.info["structure"] = structure
+            return solver, sym, structure
+        except ValueError:
+            pass  # symmetric but not positive definite: LU below
+    structure = HessianStructure(
+        "sparse", dim, pattern, reason="a non-symmetric sparse Jacobian",
+        source="detected", num_products=n_products,
+        solver_name="sparse LU")
+    solver = _make_solver("lu", matrix=sps.csc_matrix(jac), **kw)
+    solver.info["structure"] = structure
+    return solver, jac, structure
+

@@ -39,7 +39,8 @@ import autograd.numpy as anp
 import numpy as np
 
 from refold.sensitivity._checks import check_bool, check_int, real_array
-from refold.sensitivity.hvp import dense_hessian, jvp_operator
+from refold.sensitivity._equation_solver import hessian_solver_auto
+from refold.sensitivity.hvp import dense_hessian, make_hvp_at
 from refold.sensitivity.jacobian_modes import jacobian_matrix
 from refold.sensitivity.optimum import validate_optimum as _validate_optimum
 from refold.sensitivity.refit import refit as _refit
@@ -179,9 +180,12 @@ class WeightSensitivity:
         ``prior_fun(theta)``, a scalar :math:`\pi(\theta)` not weighted by
         observations (a prior or a penalty).
     solver : str or callable, optional
-        A solver kind of :func:`refold.sensitivity.solvers.as_solver`
-        (default ``'cholesky'``: the dense Hessian by autograd; ``'cg'``:
-        Hessian-vector products only) or a callable ``b -> H^{-1} b``.
+        ``'auto'`` (default, also for ``None``): the Hessian's structure is
+        detected and the solver chosen from it
+        (:mod:`refold.sensitivity.structure`); or a solver kind of
+        :func:`refold.sensitivity.solvers.as_solver` (``'cholesky'``: the
+        dense Hessian; ``'cg'``: Hessian-vector products on one recorded
+        graph) or a callable ``b -> H^{-1} b``.
     validate_optimum : bool, optional
         Check (default) that ``opt_par`` is an optimum (scale-aware Newton
         step, :func:`refold.sensitivity.optimum.validate_optimum`).
@@ -258,21 +262,34 @@ class WeightSensitivity:
 
     def _make_solver(self, solver, options):
         dim = self._opt_par.size
-        kind = "cholesky" if solver is None else solver
+        kind = "auto" if solver is None else solver
+        if kind == "auto":
+            return hessian_solver_auto(
+                self.objective, self._opt_par, (self._ones,),
+                options=options, what="the Hessian of the objective at "
+                "opt_par")[0]
         if not isinstance(kind, str):
             if not callable(kind):
                 raise TypeError(f"solver must be a solver kind string or a "
                                 f"callable; got {type(kind).__name__}")
             return as_solver(kind, dim=dim)
         if kind in _MATRIX_FREE_KINDS:
-            return as_solver(kind, hvp=jvp_operator(
-                self._grad, self._opt_par, self._ones), dim=dim, **options)
+            return as_solver(kind, hvp=make_hvp_at(
+                self.objective, self._opt_par, self._ones), dim=dim,
+                **options)
         hess = dense_hessian(self.objective, self._opt_par, self._ones)
         if not np.all(np.isfinite(hess)):
             raise ValueError("the Hessian of the objective is not finite at "
                              "opt_par")
         options.setdefault("name", "the Hessian of the objective at opt_par")
         return as_solver(kind, hessian=hess, **options)
+
+    @property
+    def structure(self):
+        """The :class:`~refold.sensitivity.structure.HessianStructure`
+        ``'auto'`` chose from (``None`` when the caller chose the
+        solver)."""
+        return self.solver.info.get("structure")
 
     @property
     def n_obs(self) -> int:
@@ -283,6 +300,16 @@ class WeightSensitivity:
     def opt_par(self) -> np.ndarray:
         """A copy of the optimum."""
         return self._opt_par.copy()
+
+    @property
+    def loss_terms_fun(self) -> Callable:
+        """The per-observation loss vector ``loss_terms_fun(theta)``."""
+        return self._loss_terms
+
+    @property
+    def prior_fun(self) -> Optional[Callable]:
+        """The unweighted prior or penalty (``None`` when there is none)."""
+        return self._prior
 
     def _qoi(self, qoi_fun) -> Callable:
         if isinstance(qoi_fun, (int, np.integer)) and not isinstance(
@@ -429,6 +456,13 @@ class WeightSensitivity:
         -------
         DropDataResult
             Call its ``refit_check()`` to re-fit without the set.
+
+        See Also
+        --------
+        refold.sensitivity.drop_data.greedy_drop : the greedy recursive
+            search, which re-ranks after every re-fitted step and finds sets
+            whose members mask one another, where this one-shot ranking
+            fails.
 
         Raises
         ------

@@ -34,9 +34,9 @@ import scipy.sparse as sps
 from refold.sensitivity._checks import as_vector as _as_vector
 from refold.sensitivity._equation_solver import (
     SolverSpec, _check_solver_spec, _check_square, _make_solver, _no_solve,
-    _solve, estimating_equation_solver)
+    _solve, estimating_equation_solver, hessian_solver_auto)
 from refold.sensitivity._opt_function import _linear_opt_function
-from refold.sensitivity.hvp import dense_hessian, get_hvp
+from refold.sensitivity.hvp import dense_hessian, get_hvp, make_hvp_at
 from refold.sensitivity.jacobian_modes import jacobian_matrix
 from refold.sensitivity.optimum import validate_optimum
 from refold.sensitivity.solvers import _MATRIX_FREE_KINDS
@@ -288,6 +288,20 @@ class EstimatingEquationLinearApproximation:
                        solution_tol, hess_solver)
 
     # -- results ---------------------------------------------------------
+    @property
+    def structure(self):
+        """The :class:`~refold.sensitivity.structure.HessianStructure` that
+        ``solver='auto'`` detected and chose from (``None`` when the caller
+        chose the solver)."""
+        return self._solver.info.get("structure")
+
+    def describe(self) -> str:
+        """One line: how the Hessian (or Jacobian) was formed and solved,
+        and why."""
+        if self.structure is not None:
+            return self.structure.describe()
+        return f"solver {self._solver.kind!r} (chosen by the caller)"
+
     def get_dinput_dhyper(self) -> np.ndarray:
         r"""The Jacobian :math:`d\hat\theta/d\epsilon`, shape (D, M)."""
         return self._sens.copy()
@@ -494,8 +508,16 @@ class HyperparameterSensitivityLinearApproximation(
         n = self._names
         dim = par.shape[0]
         kind = spec if spec is not None else \
-            ("cholesky" if self._factorize else "cg")
-        kw = dict(dim=dim, options=self._solver_options, what=n["jacobian"])
+            ("auto" if self._factorize else "cg")
+        if kind == "auto":
+            solver, matrix, _ = hessian_solver_auto(
+                self._objective_fun, par, (hyper,), hessian=hessian,
+                options=self._solver_options, name=n["hessian_arg"],
+                what=n["jacobian"])
+            return solver, matrix
+        options = {k: v for k, v in self._solver_options.items()
+                   if k != "structure"}
+        kw = dict(dim=dim, options=options, what=n["jacobian"])
         if hessian is not None:
             hessian = _check_square(hessian, n["hessian_arg"], dim)
             return _make_solver(kind, matrix=hessian, name=n["hessian_arg"],
@@ -503,14 +525,13 @@ class HyperparameterSensitivityLinearApproximation(
         if callable(kind):
             return _make_solver(kind, **kw), None
         if kind in _MATRIX_FREE_KINDS:
-            hvp = self._hvp
-
-            def matvec(v):
-                return hvp(par, np.ravel(v), hyper).reshape(np.shape(v))
+            # One recorded gradient graph; each product is a backward sweep.
+            matvec = make_hvp_at(self._objective_fun, par, hyper)
             return _make_solver(kind, matvec=matvec, **kw), None
         hessian = dense_hessian(self._objective_fun, par, hyper)
         return _make_solver(kind, matrix=hessian, name="hessian", **kw), \
             hessian
+
 
     def set_base_values(self, opt_par_value, hyper_par_value,
                         hessian_at_opt=None, cross_hess_at_opt=None,
@@ -552,13 +573,20 @@ class HyperparameterSensitivityLinearApproximation(
     def get_hessian_at_opt(self):
         """The Hessian at the optimum (as given, or computed).
 
-        On the matrix-free path the Hessian was never formed; it is then
-        computed densely here (once, and cached), which costs D
-        Hessian-vector products.
+        A dense ``numpy.ndarray`` when the Hessian was formed densely (a
+        small or dense problem, or ``solver='cholesky'``); a
+        ``scipy.sparse.csr_matrix`` when ``solver='auto'`` found it sparse
+        or arrowhead (vittles always returned a dense array: call
+        ``.toarray()`` if you need one).  On the matrix-free path the
+        Hessian was never formed; it is then computed densely here (once,
+        and cached), which costs D Hessian-vector products.
         """
+        from refold.sensitivity.arrowhead import ArrowheadHessian
         if self._jacobian is None:
             self._jacobian = dense_hessian(self._objective_fun, self._par0,
                                            self._hyper0)
+        if isinstance(self._jacobian, ArrowheadHessian):
+            return sps.csr_matrix(self._jacobian.to_sparse())
         return self._jacobian
 
     def predict_opt_par_from_hyper_par(self, new_hyper_par_value

@@ -21,11 +21,10 @@ from typing import Any, Callable
 
 import autograd
 import numpy as np
-import scipy.optimize
 import scipy.sparse.linalg
 
 from refold.sensitivity._checks import check_int, real_array
-from refold.sensitivity.hvp import dense_hessian, get_hvp
+from refold.sensitivity.hvp import dense_hessian, make_hvp_at
 
 __all__ = ["refit"]
 
@@ -73,9 +72,25 @@ def _newton_polish(x, grad, hessp, hess, args, gtol, max_steps=20):
     return x, g, steps
 
 
+def _hvp_per_point(objective_fun: Callable) -> Callable:
+    """``hessp(x, v, *args)`` that records the gradient graph once per
+    point ``x`` and sweeps it backwards for every product there (the
+    trust-region subproblem asks for many products at one point)."""
+    cache: dict = {}
+
+    def hessp(x, v, *args):
+        x = np.asarray(x, dtype=float)
+        key = (x.tobytes(), len(args))
+        if cache.get("key") != key:
+            cache["key"] = key
+            cache["hvp"] = make_hvp_at(objective_fun, x, *args)
+        return cache["hvp"](np.asarray(v, dtype=float))
+    return hessp
+
+
 def refit(objective_fun: Callable, init_par: Any, hyper_par: Any = None, *,
           gtol: float = 1e-10, maxiter: int = 1000,
-          hvp: bool = True) -> scipy.optimize.OptimizeResult:
+          hvp: bool = True) -> "scipy.optimize.OptimizeResult":
     r"""Minimise ``objective_fun`` from ``init_par`` to high accuracy.
 
     Parameters
@@ -142,13 +157,13 @@ def refit(objective_fun: Callable, init_par: Any, hyper_par: Any = None, *,
             f"objective_fun must return a finite scalar at init_par; got "
             f"{value0!r}")
 
+    import scipy.optimize  # on first use: it is slow to import
     grad = autograd.grad(objective_fun, argnum=0)
     options = dict(gtol=float(gtol), maxiter=int(maxiter))
     if hvp:
-        hessp = get_hvp(objective_fun, argnum=0)
+        hessp = _hvp_per_point(objective_fun)
         result = scipy.optimize.minimize(
-            objective_fun, x0, args=args, jac=grad,
-            hessp=lambda x, v, *a: hessp(x, v, *a),
+            objective_fun, x0, args=args, jac=grad, hessp=hessp,
             method="trust-ncg", options=options)
     else:
         def hess(x, *a):

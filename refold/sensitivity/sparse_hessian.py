@@ -34,6 +34,7 @@ from refold.sensitivity.colouring import (HessianColouring,
                                           colour_hessian, recover_hessian,
                                           verify_hessian_probe)
 from refold.sensitivity.hvp import make_hvp_at
+from refold.sensitivity.sparsity import hessian_sparsity
 
 __all__ = ["sparse_hessian", "SparseBlockHessian", "ArrowheadBlocks"]
 
@@ -74,7 +75,7 @@ def _check_finite_product(product: onp.ndarray, what: str,
                          f"second derivatives are not finite at {name}.")
 
 
-def sparse_hessian(fun: Callable, x: Any, sparsity: Any, *args: Any,
+def sparse_hessian(fun: Callable, x: Any, sparsity: Any = None, *args: Any,
                    colouring: Union[None, HessianColouring, Any] = None,
                    verify: bool = True, rng: Any = None,
                    return_info: bool = False):
@@ -86,9 +87,12 @@ def sparse_hessian(fun: Callable, x: Any, sparsity: Any, *args: Any,
         Scalar objective ``fun(x, *args)``, twice differentiable by autograd.
     x : array_like, shape (D,)
         Point at which to take the Hessian.
-    sparsity : scipy.sparse matrix or array_like of bool, shape (D, D)
-        Symmetric pattern of the Hessian's possible nonzeros.  May be
-        ``None`` when ``colouring`` is a :class:`HessianColouring`.
+    sparsity : scipy.sparse matrix, array_like of bool or HessianStructure, optional
+        Symmetric pattern of the Hessian's possible nonzeros.  ``None``
+        (default): taken from ``colouring`` when it is a
+        :class:`HessianColouring`, otherwise detected from ``fun`` by
+        :func:`~refold.sensitivity.sparsity.hessian_sparsity` (the probe
+        then also guards against control flow that branches differently).
     *args
         Further arguments of ``fun``.
     colouring : HessianColouring or array_like of int, optional
@@ -143,10 +147,17 @@ def sparse_hessian(fun: Callable, x: Any, sparsity: Any, *args: Any,
                                  "sparsity pattern than sparsity.")
     else:
         if sparsity is None:
-            raise ValueError("sparsity must be given unless colouring is a "
-                             "HessianColouring.")
+            if colouring is not None:
+                raise ValueError("colours given as an array need their "
+                                 "sparsity pattern; pass sparsity too.")
+            sparsity = hessian_sparsity(fun, x, *args)
+        elif hasattr(sparsity, "pattern") and hasattr(sparsity, "kind"):
+            colouring = sparsity.colouring if colouring is None else \
+                colouring
+            sparsity = sparsity.pattern
         as_sparsity_pattern(sparsity, dim)
-        colouring = colour_hessian(sparsity, colours=colouring)
+        if not isinstance(colouring, HessianColouring):
+            colouring = colour_hessian(sparsity, colours=colouring)
     rng = _as_rng(rng)
     if not isinstance(verify, (bool, onp.bool_)):
         raise TypeError(f"verify must be a bool; got {verify!r}.")

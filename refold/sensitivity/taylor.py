@@ -56,7 +56,10 @@ from refold.sensitivity._taylor_report import (TaylorSeriesReport,
                                                _term_norms, _warn_if_diverging)
 from refold.sensitivity._taylor_terms import (TaylorTerm, _mixed_partial,
                                               taylor_terms)
-from refold.sensitivity.hvp import dense_hessian, dense_jacobian, jvp_operator
+from refold.sensitivity._equation_solver import (hessian_solver_auto,
+                                                jacobian_solver_auto)
+from refold.sensitivity.hvp import (dense_hessian, dense_jacobian,
+                                   jvp_operator, make_hvp_at)
 from refold.sensitivity.optimum import validate_optimum as _validate_optimum
 from refold.sensitivity.refit import refit as _refit
 from refold.sensitivity.solvers import (_FACTORISING_KINDS, _MATRIX_FREE_KINDS,
@@ -172,7 +175,7 @@ class ParametricSensitivityTaylorExpansion:
             order: int, hess0=None, forward_mode: bool = True,
             max_input_order: Optional[int] = None,
             max_hyper_order: Optional[int] = None, force: bool = False, *,
-            hess_solver: Union[str, Callable] = "cholesky",
+            hess_solver: Union[str, Callable] = "auto",
             solver_options: Optional[dict] = None,
             validate_optimum: bool = True,
             optimum_tol: Optional[float] = None,
@@ -189,8 +192,10 @@ class ParametricSensitivityTaylorExpansion:
             The Hessian at the optimum; formed by autograd when omitted
             (unless ``hess_solver='cg'``, which only multiplies by it).
         hess_solver : str or callable, optional
-            Solver kind (default ``'cholesky'``) or a ready solver, in which
-            case ``hess0`` is not used.
+            Solver kind or a ready solver, in which case ``hess0`` is not
+            used.  The default ``'auto'`` detects the Hessian's structure
+            (:mod:`refold.sensitivity.structure`) and chooses the solver
+            from it; one factorisation serves every order and direction.
         solver_options : dict, optional
             Options of the solver kind (e.g. ``on_failure='pinv'``,
             ``cg_opts``, ``preconditioner``).
@@ -220,7 +225,13 @@ class ParametricSensitivityTaylorExpansion:
         if options and not isinstance(hess_solver, str):
             raise TypeError("solver_options can only be used with a solver "
                             "kind string as hess_solver")
-        if isinstance(hess_solver, str):
+        if hess_solver == "auto":
+            solver, _, _ = hessian_solver_auto(
+                objective_function, par0, (hyper0,), hessian=hess0,
+                options=options, name="hess0",
+                what="the Hessian of objective_function")
+            options = {}
+        elif isinstance(hess_solver, str):
             if hess0 is not None:
                 hess = _as_real_array(hess0, "hess0")
                 if hess.shape != (par0.size, par0.size):
@@ -229,7 +240,14 @@ class ParametricSensitivityTaylorExpansion:
                         f"got {hess.shape}")
                 solver = _kind_solver(hess_solver, "hess0", options,
                                       hessian=hess)
-            elif hess_solver not in _MATRIX_FREE_KINDS:
+            elif hess_solver in _MATRIX_FREE_KINDS:
+                # Products on one recorded gradient graph.
+                solver = _kind_solver(
+                    hess_solver, "the Hessian of objective_function", options,
+                    hvp=make_hvp_at(objective_function, par0, hyper0),
+                    dim=par0.size)
+                options = {}
+            else:
                 what = "the Hessian of objective_function"
                 hessian = _checked_matrix(
                     dense_hessian(objective_function, par0, hyper0), par0, what)
@@ -282,7 +300,11 @@ class ParametricSensitivityTaylorExpansion:
         options = dict(solver_options or {})
         if isinstance(hess_solver, str):
             what = "the Jacobian of estimating_equation"
-            if hess_solver in _MATRIX_FREE_KINDS:
+            if hess_solver == "auto":
+                hess_solver = jacobian_solver_auto(
+                    estimating_equation, par0, (hyper0,), options=options,
+                    what=what)[0]
+            elif hess_solver in _MATRIX_FREE_KINDS:
                 matvec = jvp_operator(estimating_equation, par0, hyper0)
                 hess_solver = _kind_solver(hess_solver, what, options,
                                            hvp=matvec, dim=par0.size)
@@ -319,6 +341,19 @@ class ParametricSensitivityTaylorExpansion:
                 f"dim={self._input_val0.size}, "
                 f"hyper_shape={self._hyper_val0.shape}, "
                 f"forward_mode={self._forward_mode})")
+
+    @property
+    def structure(self):
+        """The :class:`~refold.sensitivity.structure.HessianStructure`
+        ``'auto'`` chose from (``None`` when the caller chose the
+        solver)."""
+        return self.hess_solver.info.get("structure")
+
+    def describe(self) -> str:
+        """One line: how the Hessian was formed and solved, and why."""
+        if self.structure is not None:
+            return self.structure.describe()
+        return f"solver {self.hess_solver.kind!r} (chosen by the caller)"
 
     def get_max_order(self) -> int:
         """The highest order of the series (the ``order`` argument)."""

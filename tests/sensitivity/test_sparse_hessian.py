@@ -150,8 +150,13 @@ def test_sparse_hessian_bad_inputs():
         sparse_hessian(banded_objective, onp.full(dim, onp.nan), mask, 1.0)
     with pytest.raises(ValueError, match="x must be a vector"):
         sparse_hessian(banded_objective, onp.zeros((2, 3)), mask, 1.0)
-    with pytest.raises(ValueError, match="sparsity must be given"):
-        sparse_hessian(banded_objective, x, None, 1.0)
+    # No pattern: it is detected from the objective (same Hessian).
+    detected = sparse_hessian(banded_objective, x + 0.3, None, 1.0)
+    given = sparse_hessian(banded_objective, x + 0.3, banded_mask(dim, 2), 1.0)
+    assert abs(detected - given).max() == 0.0
+    with pytest.raises(ValueError, match="need their sparsity pattern"):
+        sparse_hessian(banded_objective, x, None, 1.0,
+                       colouring=onp.arange(dim))
     with pytest.raises(TypeError, match="rng must be"):
         sparse_hessian(banded_objective, x, mask, 1.0, rng="seed")
     with pytest.raises(ValueError, match="sparsity must be a symmetric"):

@@ -1,0 +1,322 @@
+r"""The calls users make, with no solver options, side by side with vittles.
+
+Issue 12's table.  Every row names its call exactly as a user writes it,
+on the logistic-GLMM mean-field VB objective of
+:mod:`refold.models.logistic_glmm` (14 globals, 2 locals per group) with
+the prior variance of ``beta`` as the hyperparameter
+(``benchmarks/_glmm_problem.py``).  Rows, in order:
+
+1. the **default** calls (no solver options) at G = 1,500: refold and
+   vittles in one process, same answers;
+2. Taylor series orders 1-4 with default options at G = 1,500;
+3. the Criteo shape (G = 5,000, N = 61,895): each default call **cold in a
+   fresh process** (``import refold`` and detection included) and warm;
+   the vittles-compatible ``SparseBlockHessian`` + ``hessian_at_opt`` route;
+   ``SparseBlockHessian`` itself against vittles'; detection alone;
+   ``sparse_hessian(fun, x)`` with and without a given pattern;
+4. LR covariances (``benchmarks/lr_default_paths.py``, when present);
+5. dense problems (D = 100, 500, 2,000): ``solver='auto'`` (the default)
+   against the explicit dense path;
+6. JAX (optional): a hand-written jitted 16-HVP colouring + Schur solve and
+   JAX's default lineax CG (``benchmarks/_jax_glmm.py``, own process);
+7. ``import refold`` in a fresh process against numpy + scipy + autograd.
+
+Run with ``OPENBLAS_NUM_THREADS=1 python benchmarks/default_paths_bench.py``
+(``--quick`` skips vittles' dense rows at G = 1,500, which take minutes).
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+import warnings
+from typing import List
+
+import numpy as onp
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from _common import best_time, import_vittles, text_table  # noqa: E402
+from _glmm_problem import glmm_problem  # noqa: E402
+
+import refold  # noqa: E402
+from refold.sensitivity import (SparseBlockHessian,  # noqa: E402
+                                hessian_sparsity, sparse_hessian)
+
+H_NEW = 1.5  # the new hyperparameter, as a multiple of the base one
+
+
+def _rel(a, b) -> float:
+    a, b = onp.asarray(a, dtype=float), onp.asarray(b, dtype=float)
+    return float(onp.max(onp.abs(a - b)) / max(onp.max(onp.abs(b)), 1e-300))
+
+
+def _fmt(seconds: float) -> str:
+    return "-" if seconds is None else (f"{seconds * 1e3:.0f} ms"
+                                        if seconds < 1 else f"{seconds:.2f} s")
+
+
+def _ratio(anchor, ours) -> str:
+    if anchor is None or ours is None:
+        return "-"
+    return f"{anchor / ours:.1f}x"
+
+
+def _cold(code: str) -> dict:
+    """Run ``code`` in a fresh Python process; it prints one JSON line."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=os.environ.get(
+        "OPENBLAS_NUM_THREADS", "1"))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, env=env, cwd=HERE, timeout=900)
+    if out.returncode:
+        raise RuntimeError(out.stderr[-2000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# ----------------------------------------------------------------------
+def g1500_rows(vittles, quick: bool) -> List[list]:
+    kl, opt, h0, _ = glmm_problem(1500)
+    rows = []
+
+    def ours():
+        return refold.HyperparameterSensitivityLinearApproximation(
+            kl, opt, h0).get_dopt_dhyper()
+    t_ours, sens = best_time(ours, 3)
+    t_vit, diff = None, None
+    if vittles is not None and not quick:
+        def theirs():
+            return vittles.HyperparameterSensitivityLinearApproximation(
+                kl, opt, h0).get_dopt_dhyper()
+        t_vit, sens_v = best_time(theirs, 1)
+        diff = _rel(sens, sens_v)
+    rows.append(["HyperparameterSensitivityLinearApproximation(kl, opt, h0)"
+                 ".get_dopt_dhyper()", "G=1,500", _fmt(t_ours), _fmt(t_vit),
+                 _ratio(t_vit, t_ours), "-" if diff is None else
+                 f"{diff:.1e}"])
+    t_cg, sens_cg = best_time(
+        lambda: refold.HyperparameterSensitivityLinearApproximation(
+            kl, opt, h0, factorize_hessian=False).get_dopt_dhyper(), 1)
+    rows.append(["  same, factorize_hessian=False (CG)", "G=1,500",
+                 _fmt(t_cg), "-", "-", f"{_rel(sens_cg, sens):.1e}"])
+    for order in range(1, 5):
+        def ours_t():
+            return refold.ParametricSensitivityTaylorExpansion \
+                .optimization_objective(kl, opt, h0, order=order) \
+                .evaluate_taylor_series(H_NEW * h0)
+        t_ours, pred = best_time(ours_t, 1)
+        t_vit, diff = None, None
+        if vittles is not None and not quick:
+            def theirs_t():
+                return vittles.ParametricSensitivityTaylorExpansion \
+                    .optimization_objective(kl, opt, h0, order=order) \
+                    .evaluate_taylor_series(H_NEW * h0)
+            t_vit, pred_v = best_time(theirs_t, 1)
+            diff = _rel(pred - opt, pred_v - opt)
+        rows.append([f"ParametricSensitivityTaylorExpansion.optimization_"
+                     f"objective(kl, opt, h0, order={order})"
+                     f".evaluate_taylor_series(1.5 h0)", "G=1,500",
+                     _fmt(t_ours), _fmt(t_vit), _ratio(t_vit, t_ours),
+                     "-" if diff is None else f"{diff:.1e}"])
+    return rows
+
+
+COLD_DEFAULT = r"""
+import json, time
+t0 = time.perf_counter()
+import refold
+t1 = time.perf_counter()
+from _glmm_problem import glmm_problem
+kl, opt, h0, _ = glmm_problem(5000)
+t2 = time.perf_counter()
+a = refold.HyperparameterSensitivityLinearApproximation(kl, opt, h0)
+sens = a.get_dopt_dhyper()
+t3 = time.perf_counter()
+a = refold.HyperparameterSensitivityLinearApproximation(kl, opt, h0)
+t4 = time.perf_counter()
+print(json.dumps(dict(imp=t1 - t0, cold=t3 - t2, warm=t4 - t3,
+                      describe=a.describe(), sens=sens.ravel().tolist())))
+"""
+
+
+def criteo_rows(vittles) -> List[list]:
+    rows = []
+    cold = _cold(COLD_DEFAULT)
+    rows.append(["HyperparameterSensitivityLinearApproximation(kl, opt, h0)"
+                 ".get_dopt_dhyper(), cold in a fresh process", "Criteo",
+                 _fmt(cold["cold"]), "> 2 min (dense)", "-", "-"])
+    rows.append(["  the same call again in that process (structure reused)",
+                 "Criteo", _fmt(cold["warm"]), "-", "-", "-"])
+    rows.append(["  import refold in that process", "Criteo",
+                 _fmt(cold["imp"]), "-", "-", "-"])
+    kl, opt, h0, objective = glmm_problem(5000)
+
+    def fixed(x):
+        return kl(x, h0)
+    local = objective.local_inds
+    t_det, pattern = best_time(lambda: hessian_sparsity(kl, opt, h0), 3)
+    rows.append(["hessian_sparsity(kl, opt, h0)  (detection alone)",
+                 "Criteo", _fmt(t_det), "-", "-",
+                 f"nnz {pattern.nnz:,}"])
+    t_auto, (hess, info) = best_time(
+        lambda: sparse_hessian(fixed, opt, return_info=True), 3)
+    t_given, hess_g = best_time(lambda: sparse_hessian(fixed, opt, pattern),
+                                3)
+    rows.append(["sparse_hessian(f, x)  (pattern detected)", "Criteo",
+                 _fmt(t_auto), "-", f"{t_auto / t_given:.2f}x given",
+                 f"{info['num_colours']} colours"])
+    rows.append(["sparse_hessian(f, x, pattern)", "Criteo", _fmt(t_given),
+                 "-", "-", f"{abs(hess - hess_g).max():.0e}"])
+    t_sbh, h_sbh = best_time(
+        lambda: SparseBlockHessian(fixed, local).get_hessian(opt), 3)
+    t_vsbh = None
+    if vittles is not None:
+        t_vsbh, h_v = best_time(
+            lambda: vittles.SparseBlockHessian(fixed, local).get_hessian(
+                opt), 1)
+    rows.append(["SparseBlockHessian(f, sparsity).get_hessian(opt)",
+                 "Criteo", _fmt(t_sbh), _fmt(t_vsbh),
+                 _ratio(t_vsbh, t_sbh), "-"])
+
+    def route():
+        h_sparse = SparseBlockHessian(fixed, local).get_hessian(opt)
+        return refold.HyperparameterSensitivityLinearApproximation(
+            kl, opt, h0, hessian_at_opt=h_sparse).get_dopt_dhyper()
+    t_route, sens_route = best_time(route, 3)
+    t_vroute, diff = None, None
+    if vittles is not None:
+        def vroute():
+            h_sparse = vittles.SparseBlockHessian(fixed, local).get_hessian(
+                opt)
+            return vittles.HyperparameterSensitivityLinearApproximation(
+                kl, opt, h0, hessian_at_opt=h_sparse).get_dopt_dhyper()
+        t_vroute, sens_v = best_time(vroute, 1)
+        diff = _rel(sens_route, sens_v)
+    rows.append(["SparseBlockHessian(...).get_hessian(opt), then "
+                 "HyperparameterSensitivityLinearApproximation(kl, opt, h0, "
+                 "hessian_at_opt=H).get_dopt_dhyper()", "Criteo",
+                 _fmt(t_route), _fmt(t_vroute), _ratio(t_vroute, t_route),
+                 "-" if diff is None else f"{diff:.1e}"])
+    rows.append(["  default (cold) against that route: same answer", "Criteo",
+                 "-", "-", "-",
+                 f"{_rel(onp.array(cold['sens']), sens_route.ravel()):.1e}"])
+    return rows, cold
+
+
+def jax_rows(cold) -> List[list]:
+    try:
+        import jax  # noqa: F401
+        import lineax  # noqa: F401
+    except ImportError:
+        return [["JAX rows", "Criteo", "skipped (pip install jax lineax)",
+                 "-", "-", "-"]]
+    env = dict(os.environ)
+    out = subprocess.run([sys.executable, os.path.join(HERE, "_jax_glmm.py"),
+                          "5000"], capture_output=True, text=True, env=env,
+                         cwd=HERE, timeout=900)
+    if out.returncode:
+        return [["JAX rows", "Criteo", "failed: " + out.stderr[-200:], "-",
+                 "-", "-"]]
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    ours = onp.array(cold["sens"])
+    return [
+        ["JAX jit: 16 HVPs (linearize + vmap) + Schur, steady", "Criteo",
+         _fmt(res["structured_steady"]), "-",
+         f"refold warm {cold['warm'] / res['structured_steady']:.1f}x "
+         f"slower", f"{_rel(res['structured'], ours):.1e}"],
+        ["  its first call (compile included)", "Criteo",
+         _fmt(res["structured_first"]), "-",
+         f"refold cold {cold['cold'] / res['structured_first']:.2f}x",
+         "-"],
+        ["JAX default: lineax.linear_solve(..., lineax.CG), steady",
+         "Criteo", _fmt(res["lineax_steady"]), "-", "-",
+         f"{_rel(res['lineax'], ours):.1e}"],
+        ["  its first call (compile included)", "Criteo",
+         _fmt(res["lineax_first"]), "-", "-", "-"]]
+
+
+def dense_rows() -> List[list]:
+    import autograd.numpy as np
+    import scipy.optimize
+    rows = []
+    for dim in (100, 500, 2000):
+        rng = onp.random.default_rng(dim)
+        n_obs = dim + 200
+        design = rng.standard_normal((n_obs, dim)) / onp.sqrt(dim)
+        y = (rng.uniform(size=n_obs) < 0.5).astype(float)
+
+        def f(theta, h):
+            z = np.dot(design, theta)
+            return (np.sum(np.logaddexp(0.0, z) - y * z)
+                    + 0.5 * h[0] * np.sum(theta ** 2))
+        h0 = onp.array([1.0])
+        res = scipy.optimize.minimize(
+            lambda t: f(t, h0), onp.zeros(dim), method="Newton-CG",
+            jac=lambda t: refold.sensitivity.hvp.autograd.grad(f)(t, h0),
+            hessp=lambda t, v: refold.get_hvp(f)(t, v, h0),
+            options=dict(xtol=1e-14, maxiter=200))
+        opt = res.x
+        reps = 3 if dim < 2000 else 1
+        t_auto, s_auto = best_time(
+            lambda: refold.HyperparameterSensitivityLinearApproximation(
+                f, opt, h0).get_dopt_dhyper(), reps)
+        t_dense, s_dense = best_time(
+            lambda: refold.HyperparameterSensitivityLinearApproximation(
+                f, opt, h0, solver="cholesky").get_dopt_dhyper(), reps)
+        rows.append([f"HyperparameterSensitivityLinearApproximation(f, opt, "
+                     f"h0) vs solver='cholesky', dense D={dim}", f"D={dim}",
+                     _fmt(t_auto), _fmt(t_dense) + " (explicit dense)",
+                     f"{100 * (t_auto / t_dense - 1):+.1f}%",
+                     f"{_rel(s_auto, s_dense):.1e}"])
+    return rows
+
+
+IMPORT_CODE = r"""
+import json, sys, time
+t = time.perf_counter()
+if sys.argv[-1] == 'floor':
+    import numpy, scipy, scipy.sparse, scipy.linalg, autograd, autograd.numpy
+else:
+    import refold
+print(json.dumps(dict(t=time.perf_counter() - t)))
+"""
+
+
+def import_rows() -> List[list]:
+    def best(arg):
+        times = []
+        for _ in range(5):
+            out = subprocess.run([sys.executable, "-c", IMPORT_CODE, arg],
+                                 capture_output=True, text=True)
+            times.append(json.loads(out.stdout)["t"])
+        return min(times)
+    ours, floor = best("refold"), best("floor")
+    return [["import refold (fresh process)", "-", _fmt(ours),
+             _fmt(floor) + " (numpy+scipy+autograd)",
+             f"+{(ours - floor) * 1e3:.0f} ms over floor", "-"]]
+
+
+def main(argv: List[str]) -> None:
+    quick = "--quick" in argv
+    warnings.simplefilter("ignore")
+    vittles = import_vittles()
+    head = ["call (no solver options unless said)", "shape", "refold",
+            "vittles / other", "ratio", "max rel diff / note"]
+    body = g1500_rows(vittles, quick)
+    crit, cold = criteo_rows(vittles)
+    body += crit
+    try:
+        from lr_default_paths import lr_rows
+        body += lr_rows(vittles)
+    except ImportError:
+        pass
+    body += dense_rows()
+    body += jax_rows(cold)
+    body += import_rows()
+    print("Default call paths (issue 12): refold and the anchor in one run")
+    print(f"Criteo default chose: {cold['describe']}")
+    print(text_table(head, body))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

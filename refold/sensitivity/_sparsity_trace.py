@@ -1,0 +1,260 @@
+r"""Dependency tracing through autograd's primitives (private).
+
+The machinery behind :func:`refold.sensitivity.sparsity.hessian_sparsity`.
+``fun`` is evaluated once at ``x`` with every array that depends on ``x``
+boxed by autograd; each primitive call creates a :class:`_SparsityNode`,
+which applies the primitive's *rule* (:mod:`._sparsity_rules`) to the
+dependencies of its inputs.  This is the approach of Julia's
+SparseConnectivityTracer (global Hessian tracer), vectorised:
+
+* **first order** -- each traced array carries a :class:`Dep`: a sparse
+  boolean matrix ``rows`` (one row per *distinct* dependency set, row 0
+  always empty) and an integer array ``index`` of the array's shape giving the
+  row of every element.  Element ``e`` can depend on ``x[j]`` only if
+  ``rows[index[e], j]`` is set.  Many elements share a set (every observation
+  of a group depends on the same coordinates), so ``rows`` stays small and
+  every rule works on the distinct rows, never on elements one by one.
+* **second order** -- the Hessian of a composition is a sum over the graph's
+  nodes of (input Jacobian)\ :sup:`T` (node's second derivative) (input
+  Jacobian), weighted by adjoints.  So a primitive that is *nonlinear* in
+  some of its inputs adds the pairs of their dependency sets to one global
+  accumulator; linear primitives add nothing, and a sum of terms only couples
+  what each term couples.  Each contribution is one sparse product
+  ``A.T @ B`` of two row matrices.
+
+The result is a superset of the Hessian's nonzeros at ``x``: every rule is
+exact or errs on the side of more dependencies.  Control flow is followed
+as it runs at ``x``; callers verify recovered Hessians with a random probe.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Any, Callable, List, Optional
+
+import numpy as np
+import scipy.sparse as sp
+from autograd.tracer import Node, notrace_primitives, trace
+
+from refold.sensitivity._solver_base import RefoldWarning
+
+__all__ = ["Dep", "SparsityWarning", "TraceContext", "run_trace"]
+
+
+class SparsityWarning(RefoldWarning):
+    """A primitive without a sparsity rule was met: its outputs are taken to
+    depend on all of its inputs (correct, but possibly far from tight)."""
+
+    __module__ = "refold.sensitivity.sparsity"   # its documented home
+
+
+# ----------------------------------------------------------------------
+# Sparse row helpers
+# ----------------------------------------------------------------------
+def _ones(mat: sp.csr_matrix) -> sp.csr_matrix:
+    """``mat`` with every stored value set to 1 (a boolean pattern)."""
+    mat = sp.csr_matrix(mat)
+    mat.sum_duplicates()
+    mat.data = np.ones(len(mat.indices))
+    return mat
+
+
+def empty_rows(dim: int, n: int = 1) -> sp.csr_matrix:
+    return sp.csr_matrix((n, dim))
+
+
+def unique_inverse(key: np.ndarray, key_range: int):
+    """``np.unique(key, return_inverse=True)`` for non-negative ints, in
+    linear time when the range is small."""
+    key = np.asarray(key, dtype=np.int64).ravel()
+    if key_range <= 8 * key.size + 4096:
+        present = np.zeros(key_range, dtype=bool)
+        present[key] = True
+        uniq = np.flatnonzero(present)
+        rank = np.cumsum(present) - 1
+        return uniq, rank[key]
+    return np.unique(key, return_inverse=True)
+
+
+class Dep:
+    """Dependencies of one traced array: ``rows`` (distinct sets, row 0
+    empty) and ``index`` (the row of each element, the array's shape)."""
+
+    __slots__ = ("rows", "index")
+
+    def __init__(self, rows: sp.csr_matrix, index: np.ndarray):
+        self.rows = rows
+        self.index = np.asarray(index, dtype=np.int64)
+
+    @property
+    def dim(self) -> int:
+        return self.rows.shape[1]
+
+    def used_rows(self) -> sp.csr_matrix:
+        """The rows some element refers to (the empty row excluded)."""
+        used = np.unique(self.index)
+        return self.rows[used[used > 0]]
+
+    def union_all(self) -> sp.csr_matrix:
+        """One row: every coordinate any element depends on."""
+        used = self.used_rows()
+        if used.shape[0] == 0:
+            return empty_rows(self.dim)
+        return _ones(sp.csr_matrix(used.sum(axis=0)))
+
+    def element_rows(self) -> sp.csr_matrix:
+        """The (n_elements x D) pattern, one row per element (flat)."""
+        return self.rows[self.index.ravel()]
+
+
+def make_dep(new_rows: sp.csr_matrix, inverse: np.ndarray,
+             shape: tuple, ctx: "TraceContext") -> Dep:
+    """A :class:`Dep` from rows ``new_rows`` (no empty row yet) and the row
+    of each element; distinct rows are merged."""
+    rows = sp.vstack([empty_rows(new_rows.shape[1]), _ones(new_rows)],
+                     format="csr")
+    rows, remap = ctx.dedup(rows)
+    index = remap[np.asarray(inverse, dtype=np.int64) + 1]
+    return Dep(rows, index.reshape(shape))
+
+
+def aggregate(dep: Dep, group: np.ndarray, n_groups: int, shape: tuple,
+              ctx: "TraceContext", nonlinear: bool = False) -> Dep:
+    """Union of the dependency sets of the elements of each group.
+
+    ``group`` has the size of ``dep.index`` and gives each element's output
+    position in ``range(n_groups)``; the result has ``shape``.  With
+    ``nonlinear`` every pair within a group is added to the Hessian.
+    """
+    group = np.asarray(group, dtype=np.int64).ravel()
+    idx = dep.index.ravel()
+    keep = idx > 0
+    incidence = sp.csr_matrix(
+        (np.ones(int(keep.sum())), (group[keep], idx[keep])),
+        shape=(n_groups, dep.rows.shape[0]))
+    union = _ones(incidence @ dep.rows)
+    if nonlinear:
+        ctx.add_pairs(union, union)
+    return make_dep(union, np.arange(n_groups), shape, ctx)
+
+
+def constant_dep(shape: tuple, dim: int) -> Dep:
+    return Dep(empty_rows(dim), np.zeros(shape, dtype=np.int64))
+
+
+def broadcast_dep(union_row: sp.csr_matrix, shape: tuple) -> Dep:
+    """Every element of ``shape`` depends on ``union_row``."""
+    dim = union_row.shape[1]
+    rows = sp.vstack([empty_rows(dim), union_row], format="csr")
+    fill = 1 if union_row.nnz else 0
+    return Dep(rows, np.full(shape, fill, dtype=np.int64))
+
+
+# ----------------------------------------------------------------------
+# The trace
+# ----------------------------------------------------------------------
+class TraceContext:
+    """State of one trace: the dimension, the Hessian accumulator, the
+    hashing vectors for merging rows, and the warnings already given."""
+
+    def __init__(self, dim: int, want_hessian: bool):
+        self.dim = dim
+        self.want_hessian = want_hessian
+        self._pairs: List[tuple] = []
+        rng = np.random.default_rng(20260101)
+        self._hash = rng.uniform(1.0, 2.0, size=(dim, 2))
+        self.unknown: List[str] = []
+
+    # -- rows ----------------------------------------------------------
+    def dedup(self, rows: sp.csr_matrix):
+        """Merge identical rows.  Returns (rows, remap) with row 0 (empty)
+        kept first.  Exact: a hash collision is detected and undone."""
+        n = rows.shape[0]
+        if n <= 2:
+            return rows, np.arange(n)
+        hashed = rows @ self._hash
+        # One random-weighted sum per row (the empty row's 0 sorts first);
+        # a collision is caught by the exact comparison below, and then the
+        # rows are keyed by two sums and their counts.
+        _, first, inverse = np.unique(hashed[:, 0], return_index=True,
+                                      return_inverse=True)
+        merged = rows[first]
+        if (merged[inverse] != rows).nnz:  # pragma: no cover - collision
+            keys = np.column_stack([np.diff(rows.indptr), hashed])
+            _, first, inverse = np.unique(keys, axis=0, return_index=True,
+                                          return_inverse=True)
+            inverse = np.asarray(inverse).ravel()
+            merged = rows[first]
+        if len(first) == n:
+            return rows, np.arange(n)
+        return merged, inverse
+
+    # -- Hessian -------------------------------------------------------
+    def add_pairs(self, left: sp.csr_matrix, right: sp.csr_matrix) -> None:
+        """Add ``sum_k outer(left[k], right[k])`` to the Hessian pattern."""
+        if self.want_hessian and left.nnz and right.nnz:
+            self._pairs.append((left, right))
+
+    def hessian(self) -> sp.csr_matrix:
+        total = sp.csr_matrix((self.dim, self.dim))
+        for left, right in self._pairs:
+            total = total + _ones(left.T.tocsr() @ right)
+        total = _ones(total + total.T)
+        return total
+
+    def warn_unknown(self, name: str) -> None:
+        if name not in self.unknown:
+            self.unknown.append(name)
+            warnings.warn(
+                f"hessian_sparsity: no sparsity rule for the primitive "
+                f"{name!r}; every output is taken to depend on all of its "
+                f"inputs (a correct but possibly dense pattern). Register a "
+                f"rule with refold.sensitivity.register_sparsity_rule.",
+                SparsityWarning, stacklevel=2)
+
+
+_ACTIVE: List[TraceContext] = []
+
+
+class _SparsityNode(Node):
+    __slots__ = ["dep"]
+
+    def __init__(self, value, fun, args, kwargs, parent_argnums, parents):
+        from refold.sensitivity._sparsity_rules import apply_rule
+        ctx = _ACTIVE[-1]
+        deps = [parent.dep for parent in parents]
+        self.dep = apply_rule(ctx, fun, value, args, kwargs,
+                              parent_argnums, deps)
+
+    def initialize_root(self, dep):
+        self.dep = dep
+
+
+def _register_notrace() -> None:
+    # Functions with a zero derivative (floor, comparisons, argmax, ...)
+    # return plain values under this trace, as under autograd's own.
+    from autograd.core import VJPNode
+    import autograd.numpy  # noqa: F401 - registers them for VJPNode
+    notrace_primitives[_SparsityNode] = notrace_primitives[VJPNode]
+
+
+def run_trace(fun: Callable, x: np.ndarray, args: tuple,
+              want_hessian: bool):
+    """Trace ``fun(x, *args)``; returns (output dep or None, output value,
+    context)."""
+    if _SparsityNode not in notrace_primitives:
+        _register_notrace()
+    dim = x.size
+    ctx = TraceContext(dim, want_hessian)
+    rows = sp.vstack([empty_rows(dim), sp.identity(dim, format="csr")],
+                     format="csr")
+    root = _SparsityNode.new_root(
+        Dep(rows, np.arange(1, dim + 1).reshape(x.shape)))
+    _ACTIVE.append(ctx)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Output seems independent")
+            value, end_node = trace(root, lambda z: fun(z, *args), x)
+    finally:
+        _ACTIVE.pop()
+    dep: Optional[Any] = None if end_node is None else end_node.dep
+    return dep, value, ctx

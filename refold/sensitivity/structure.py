@@ -1,0 +1,484 @@
+r"""Hessian structure: detected, classified, and turned into a solver.
+
+This is what ``solver='auto'`` -- the default of every sensitivity entry
+point -- does with an objective ``f`` at a point ``x``:
+
+1. **Detect** the Hessian's sparsity pattern from the code
+   (:func:`~refold.sensitivity.sparsity.hessian_sparsity`), unless ``D`` is
+   at most :data:`SMALL_DIM` (a dense Hessian is then cheaper than the trace)
+   or a Hessian matrix was handed in (its own pattern is used).
+2. **Classify** the pattern (:func:`classify_pattern`):
+
+   * ``'dense'`` -- small, or more than :data:`DENSE_FRACTION` of the
+     entries possible: the dense Hessian and a dense Cholesky factorisation;
+   * ``'arrowhead'`` -- removing a few dense rows (the *globals*) leaves
+     connected blocks of equal size at most :data:`MAX_BLOCK` (the *locals*):
+     ``g + m`` Hessian-vector products (one colour per global and per local
+     position) and a Schur-complement solve
+     (:class:`~refold.sensitivity.arrowhead.ArrowheadHessian`);
+   * ``'sparse'`` -- any other sparse pattern: one HVP per colour, then a
+     sparse factorisation;
+   * ``'matrix_free'`` -- when the dense matrix would exceed
+     :data:`MAX_DENSE_BYTES` or the pattern is too large: conjugate
+     gradients with Hessian-vector products on one recorded graph, never a
+     ``D x D`` matrix.
+3. **Recover** the Hessian from one HVP per colour on one recorded gradient
+   graph, verified against a random probe, so a pattern that the objective
+   contradicts (e.g. control flow that branches differently) raises a
+   ``ValueError`` naming the coordinate, never a wrong Hessian.
+
+A :class:`HessianStructure` holds the pattern, the classification and the
+colouring; it can be reused at later points and saved.  Its
+:meth:`~HessianStructure.describe` says what was chosen and why.
+"""
+from __future__ import annotations
+
+import time
+import weakref
+from typing import Any, Callable, Mapping, Optional, Tuple
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+
+from refold.sensitivity.colouring import (HessianColouring, as_sparsity_pattern,
+                                          colour_hessian)
+from refold.sensitivity.sparsity import hessian_sparsity
+
+__all__ = ["HessianStructure", "classify_pattern", "hessian_structure",
+           "structured_hessian", "auto_hessian_solver", "SMALL_DIM",
+           "DENSE_FRACTION", "MAX_BLOCK", "MAX_GLOBALS", "MAX_DENSE_BYTES",
+           "STRUCTURE_KINDS"]
+
+#: At most this dimension the Hessian is formed densely without tracing.
+SMALL_DIM = 200
+#: A pattern with more than this fraction of the entries is dense.
+DENSE_FRACTION = 0.1
+#: Largest local block of an arrowhead structure.
+MAX_BLOCK = 128
+#: Most globals of an arrowhead structure (its Schur complement is dense);
+#: also at most a fifth of the coordinates.
+MAX_GLOBALS = 2000
+#: Largest dense ``D x D`` float64 matrix ``'auto'`` will form (2 GiB).
+MAX_DENSE_BYTES = 2 ** 31
+#: Largest pattern (entries) ``'auto'`` will recover and factorise.
+MAX_SPARSE_NNZ = 50_000_000
+
+STRUCTURE_KINDS = ("dense", "arrowhead", "sparse", "matrix_free")
+
+
+def _arrowhead_split(pattern: sp.csr_matrix):
+    """Globals (dense rows) and equal local blocks, or a reason why not.
+
+    Tries thresholds on the row degree, highest first: the globals are the
+    rows of at least that degree; the locals are the connected components of
+    what remains.  The first (fewest globals) split whose blocks all have
+    the same size, at most :data:`MAX_BLOCK`, wins.
+    """
+    dim = pattern.shape[0]
+    degree = np.diff(pattern.indptr)
+    levels = np.unique(degree)[::-1]
+    candidates = [0] + [int(np.sum(degree >= lev)) for lev in levels[:64]]
+    reason = "no set of dense rows leaves small blocks"
+    # A Schur complement pays only when the globals are a small part.
+    most = min(MAX_GLOBALS, int(0.2 * dim))
+    for n_glob in sorted(set(c for c in candidates if c <= most)):
+        level = np.inf if n_glob == 0 else np.sort(degree)[::-1][n_glob - 1]
+        is_global = degree >= level
+        if int(is_global.sum()) != n_glob:
+            continue
+        rest = np.flatnonzero(~is_global)
+        sub = pattern[rest][:, rest]
+        n_comp, labels = connected_components(sub, directed=False)
+        sizes = np.bincount(labels)
+        if sizes.max() > MAX_BLOCK:
+            continue
+        # Blocks of the commonest size are the locals; a few coordinates in
+        # blocks of other sizes (a scalar coupled to little) join the
+        # globals.
+        size_counts = np.bincount(sizes)
+        block = int(np.argmax(size_counts * np.arange(len(size_counts))))
+        odd = sizes[labels] != block
+        n_odd = int(odd.sum())
+        if n_odd and (n_glob + n_odd > most or n_odd > 0.1 * dim):
+            reason = (f"removing {n_glob} dense rows leaves {n_comp} blocks "
+                      f"of unequal sizes {sizes.min()}..{sizes.max()}")
+            continue
+        is_global[rest[odd]] = True
+        local = rest[~odd]
+        order = np.argsort(labels[~odd], kind="stable")
+        return (np.flatnonzero(is_global),
+                local[order].reshape(-1, block), "")
+    return None, None, reason
+
+
+def classify_pattern(pattern: Any) -> Tuple[str, Optional[np.ndarray],
+                                            Optional[np.ndarray], str]:
+    r"""Classify a symmetric Hessian pattern for ``solver='auto'``.
+
+    Parameters
+    ----------
+    pattern : scipy.sparse matrix or array_like, shape (D, D)
+        Possible nonzeros (symmetric).
+
+    Returns
+    -------
+    kind : {'dense', 'arrowhead', 'sparse', 'matrix_free'}
+    global_inds : ndarray of int, shape (g,), or None
+    local_inds : ndarray of int, shape (T, m), or None
+        For ``'arrowhead'`` only.
+    reason : str
+        Why, in a few words.
+    """
+    pattern = as_sparsity_pattern(pattern, name="pattern")
+    dim, nnz = pattern.shape[0], pattern.nnz
+    fits_dense = 8 * dim * dim <= MAX_DENSE_BYTES
+    if dim <= SMALL_DIM:
+        return "dense", None, None, f"D = {dim} <= {SMALL_DIM}"
+    if nnz > DENSE_FRACTION * dim * dim:
+        if fits_dense:
+            return "dense", None, None, (f"{100 * nnz / dim ** 2:.0f}% of "
+                                         f"the entries can be nonzero")
+        return "matrix_free", None, None, (
+            f"dense pattern and a {dim} x {dim} matrix would exceed "
+            f"{MAX_DENSE_BYTES / 2 ** 30:.0f} GiB")
+    glob, loc, reason = _arrowhead_split(pattern)
+    if glob is not None:
+        return "arrowhead", glob, loc, (f"{len(glob)} globals couple to "
+                                        f"all; the rest in blocks of "
+                                        f"{loc.shape[1]}")
+    if nnz > MAX_SPARSE_NNZ:
+        return "matrix_free", None, None, (f"{nnz:,} possible nonzeros "
+                                           f"exceed {MAX_SPARSE_NNZ:,}")
+    return "sparse", None, None, reason
+
+
+class HessianStructure:
+    r"""The structure of a Hessian: pattern, classification, colouring.
+
+    Build it with :func:`hessian_structure` (detected from an objective) or
+    :meth:`from_pattern` (a given pattern or sparse Hessian); reuse it at
+    other points (``structure=`` of the entry points, or
+    :func:`structured_hessian`) and :meth:`save` it.
+
+    Attributes
+    ----------
+    kind : {'dense', 'arrowhead', 'sparse', 'matrix_free'}
+    dim : int
+    pattern : scipy.sparse.csr_matrix of bool or None
+        ``None`` when not traced (``D <= SMALL_DIM``).
+    global_inds, local_inds : ndarray of int or None
+        The arrowhead split (``'arrowhead'`` only).
+    reason : str
+        Why this kind was chosen.
+    source : str
+        ``'detected'``, ``'given'`` or ``'small'``.
+    seconds : float
+        Time spent detecting and classifying.
+    """
+
+    def __init__(self, kind: str, dim: int, pattern: Optional[sp.csr_matrix]
+                 = None, global_inds: Any = None, local_inds: Any = None,
+                 reason: str = "", source: str = "given",
+                 seconds: float = 0.0, *, num_products: Optional[int] = None,
+                 solver_name: Optional[str] = None):
+        if kind not in STRUCTURE_KINDS:
+            raise ValueError(f"kind must be one of {STRUCTURE_KINDS}; got "
+                             f"{kind!r}.")
+        self.kind, self.dim, self.pattern = kind, int(dim), pattern
+        self.global_inds = None if global_inds is None else np.asarray(
+            global_inds, dtype=np.int64)
+        self.local_inds = None if local_inds is None else np.asarray(
+            local_inds, dtype=np.int64)
+        self.reason, self.source, self.seconds = reason, source, seconds
+        self._colouring: Optional[HessianColouring] = None
+        self._num_products, self._solver_name = num_products, solver_name
+
+    @classmethod
+    def from_pattern(cls, pattern: Any, *, source: str = "given"
+                     ) -> "HessianStructure":
+        """Classify a pattern (or the nonzeros of a sparse Hessian)."""
+        start = time.perf_counter()
+        pattern = as_sparsity_pattern(pattern, name="pattern")
+        kind, glob, loc, reason = classify_pattern(pattern)
+        return cls(kind, pattern.shape[0], pattern, glob, loc, reason,
+                   source, time.perf_counter() - start)
+
+    @property
+    def colouring(self) -> Optional[HessianColouring]:
+        """The colouring used to recover the Hessian (computed once)."""
+        if self._colouring is None and self.pattern is not None:
+            if self.kind == "arrowhead":
+                # One colour per global, one per position within a block:
+                # the g + m products of direct recovery, without a search.
+                g, m = len(self.global_inds), self.local_inds.shape[1]
+                colours = np.empty(self.dim, dtype=np.int64)
+                colours[self.global_inds] = np.arange(g)
+                colours[self.local_inds] = g + np.arange(m)
+                self._colouring = HessianColouring(self.pattern, colours,
+                                                   self.global_inds)
+            elif self.kind == "sparse":
+                self._colouring = colour_hessian(self.pattern)
+        return self._colouring
+
+    @property
+    def num_hvps(self) -> int:
+        """Hessian-vector products per Hessian (the probe included); 0 on
+        the matrix-free path, ``D`` for a dense Hessian."""
+        if self._num_products is not None:
+            return self._num_products
+        if self.kind == "dense":
+            return self.dim
+        if self.kind == "matrix_free":
+            return 0
+        return self.colouring.num_colours + 1
+
+    @property
+    def solver_name(self) -> str:
+        """The solver this structure calls for."""
+        if self._solver_name is not None:
+            return self._solver_name
+        return {"dense": "dense Cholesky", "arrowhead": "Schur complement",
+                "sparse": "sparse factorisation",
+                "matrix_free": "conjugate gradients"}[self.kind]
+
+    def describe(self) -> str:
+        """One line: the structure, the Hessian's cost and the solver."""
+        if self.kind == "arrowhead":
+            t, m = self.local_inds.shape
+            what = (f"arrowhead: {len(self.global_inds):,} globals, "
+                    f"{t:,} blocks of {m}")
+        elif self.kind == "sparse":
+            what = f"sparse: {self.pattern.nnz:,} possible nonzeros"
+        else:
+            what = f"{self.kind}: D = {self.dim:,}"
+        cost = ("HVPs per product" if self.kind == "matrix_free" else
+                f"{self.num_hvps:,} reverse passes" if self.kind == "dense"
+                else f"{self.num_hvps:,} HVPs")
+        return f"{what}; {cost}; {self.solver_name} ({self.reason})"
+
+    def __repr__(self) -> str:
+        return f"HessianStructure({self.describe()!r})"
+
+    # -- saving --------------------------------------------------------
+    def save(self, path: Any) -> None:
+        """Save to a ``.npz`` file (pattern, kind and split)."""
+        coo = (self.pattern.tocoo() if self.pattern is not None
+               else sp.coo_matrix((self.dim, self.dim)))
+        np.savez(path, kind=self.kind, dim=self.dim, row=coo.row,
+                 col=coo.col, has_pattern=self.pattern is not None,
+                 global_inds=(self.global_inds if self.global_inds is not
+                              None else np.zeros(0, np.int64)),
+                 local_inds=(self.local_inds if self.local_inds is not None
+                             else np.zeros((0, 0), np.int64)),
+                 reason=self.reason, source=self.source)
+
+    @classmethod
+    def load(cls, path: Any) -> "HessianStructure":
+        """Load a structure saved by :meth:`save`."""
+        with np.load(path, allow_pickle=False) as data:
+            dim = int(data["dim"])
+            pattern = None
+            if bool(data["has_pattern"]):
+                pattern = sp.csr_matrix(
+                    (np.ones(len(data["row"]), dtype=bool),
+                     (data["row"], data["col"])), shape=(dim, dim))
+            kind = str(data["kind"])
+            arrow = kind == "arrowhead"
+            return cls(kind, dim, pattern,
+                       data["global_inds"] if arrow else None,
+                       data["local_inds"] if arrow else None,
+                       str(data["reason"]), str(data["source"]))
+
+
+def hessian_structure(fun: Callable, x: Any, *args: Any) -> HessianStructure:
+    r"""Detect and classify the Hessian structure of ``fun`` at ``x``.
+
+    Parameters
+    ----------
+    fun : callable
+        Scalar objective ``fun(x, *args)`` written with ``autograd.numpy``.
+    x : array_like, shape (D,)
+    *args
+        Further arguments of ``fun``.
+
+    Returns
+    -------
+    HessianStructure
+        For ``D <= SMALL_DIM`` the Hessian is taken dense without tracing.
+
+    Examples
+    --------
+    >>> import autograd.numpy as np
+    >>> def f(x):  # 2 globals, 300 blocks of 2 locals
+    ...     loc = x[2:].reshape(300, 2)
+    ...     return np.sum(np.exp(loc[:, 0] * loc[:, 1] + x[0] * x[1]))
+    >>> hessian_structure(f, np.zeros(602)).describe()
+    'arrowhead: 2 globals, 300 blocks of 2; 5 HVPs; Schur complement (2 globals couple to all; the rest in blocks of 2)'
+    """
+    x_arr = np.asarray(x)
+    dim = int(x_arr.size)
+    if dim <= SMALL_DIM:
+        return HessianStructure("dense", dim, reason=f"D = {dim} <= "
+                                f"{SMALL_DIM}", source="small")
+    start = time.perf_counter()
+    pattern = hessian_sparsity(fun, x_arr, *args)
+    out = HessianStructure.from_pattern(pattern, source="detected")
+    out.seconds = time.perf_counter() - start
+    return out
+
+
+def structured_hessian(fun: Callable, x: np.ndarray, *args: Any,
+                       structure: HessianStructure, verify: bool = True):
+    r"""The Hessian of ``fun`` at ``x`` in the form ``structure`` calls for.
+
+    Returns
+    -------
+    numpy.ndarray (``'dense'``), ArrowheadHessian (``'arrowhead'``) or
+    scipy.sparse.csr_matrix (``'sparse'``); ``None`` for ``'matrix_free'``.
+    """
+    from refold.sensitivity.arrowhead import ArrowheadHessian
+    from refold.sensitivity.hvp import dense_hessian
+    from refold.sensitivity.sparse_hessian import sparse_hessian
+    if structure.dim != np.size(x):
+        raise ValueError(f"structure is for dimension {structure.dim} but x "
+                         f"has {np.size(x)} entries.")
+    if structure.kind == "dense":
+        return dense_hessian(fun, x, *args)
+    if structure.kind == "matrix_free":
+        return None
+    hessian = sparse_hessian(fun, x, None, *args,
+                             colouring=structure.colouring, verify=verify)
+    if structure.kind == "arrowhead":
+        return ArrowheadHessian.from_sparse(hessian, structure.global_inds,
+                                            structure.local_inds)
+    return hessian
+
+
+# Structures detected for an objective, reused by later calls with the same
+# objective and argument shapes (the probe of every recovered Hessian checks
+# the reuse; a contradicted structure is detected anew).
+_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _args_key(x: np.ndarray, args: tuple) -> tuple:
+    shapes = tuple((np.shape(a), getattr(np.asarray(a), "dtype", None).str
+                    if isinstance(a, np.ndarray) else type(a).__name__)
+                   for a in args)
+    return (np.size(x),) + shapes
+
+
+def _hessian_with_cache(fun, x, args, structure):
+    """(structure, Hessian): a given structure, else a cached one for
+    ``fun`` (re-detected if the probe contradicts it), else detected."""
+    key = _args_key(x, args)
+    if structure is not None:
+        return structure, structured_hessian(fun, x, *args,
+                                             structure=structure)
+    try:
+        cached = _CACHE.get(fun, {}).get(key)
+    except TypeError:  # not weak-referenceable (e.g. a bound method)
+        cached = None
+    if cached is not None:
+        try:
+            return cached, structured_hessian(fun, x, *args,
+                                              structure=cached)
+        except ValueError as err:
+            if "couples coordinates" not in str(err):
+                raise
+    structure = hessian_structure(fun, x, *args)
+    try:
+        _CACHE.setdefault(fun, {})[key] = structure
+    except TypeError:
+        pass
+    return structure, structured_hessian(fun, x, *args, structure=structure)
+
+
+_KIND_OF = {"dense": "cholesky", "arrowhead": "arrowhead", "sparse": "sparse",
+            "matrix_free": "cg"}
+_OPTIONS_OF = {"cholesky": ("on_failure", "name"), "arrowhead":
+               ("on_failure",), "sparse": ("on_failure", "name"),
+               "cg": ("cg_opts", "preconditioner")}
+
+
+def _solver_for(kind: str, hessian: Any, hvp: Optional[Callable], dim: int,
+                options: Mapping):
+    from refold.sensitivity.solvers import get_solver
+    opts = {k: v for k, v in options.items() if k in _OPTIONS_OF[kind]}
+    if kind == "cg":
+        return get_solver("cg", hvp=hvp, dim=dim, **opts)
+    return get_solver(kind, hessian=hessian, **opts)
+
+
+def structure_of_matrix(hessian: Any) -> HessianStructure:
+    """The structure of a Hessian handed in by the user."""
+    from refold.sensitivity.arrowhead import ArrowheadHessian
+    if isinstance(hessian, ArrowheadHessian):
+        return HessianStructure("arrowhead", hessian.dim, None,
+                                hessian.global_inds, hessian.local_inds,
+                                "an ArrowheadHessian was given", "given")
+    if sp.issparse(hessian):
+        return HessianStructure.from_pattern(hessian)
+    dim = np.shape(hessian)[0]
+    return HessianStructure("dense", dim, reason="a dense matrix was given",
+                            source="given")
+
+
+def auto_hessian_solver(fun: Optional[Callable], x: np.ndarray,
+                        args: tuple = (), *, hessian: Any = None,
+                        structure: Optional[HessianStructure] = None,
+                        options: Optional[Mapping] = None):
+    r"""The ``solver='auto'`` solver for the Hessian of ``fun`` at ``x``.
+
+    Parameters
+    ----------
+    fun : callable or None
+        The objective (``None`` only when ``hessian`` is given).
+    x : numpy.ndarray, shape (D,)
+    args : tuple
+        Further arguments of ``fun``.
+    hessian : array_like, scipy.sparse matrix or ArrowheadHessian, optional
+        A Hessian the user computed: its own structure is used (a sparse
+        arrowhead matrix is solved by Schur complement).
+    structure : HessianStructure, optional
+        Reuse a structure (skips detection).
+    options : dict, optional
+        ``on_failure`` (factorising solvers), ``name`` (how a given
+        ``hessian`` is named in errors), ``cg_opts``, ``preconditioner``
+        (matrix-free).
+
+    Returns
+    -------
+    solver : LinearSolver
+        ``solver.info['structure']`` is the :class:`HessianStructure`.
+    matrix : ndarray, scipy.sparse matrix, ArrowheadHessian or None
+        The Hessian as formed (``None`` on the matrix-free path).
+    structure : HessianStructure
+    """
+    from refold.sensitivity.arrowhead import ArrowheadHessian
+    from refold.sensitivity.hvp import make_hvp_at
+    options = dict(options or {})
+    dim = int(np.size(x))
+    hvp = None
+    if hessian is not None:
+        structure = structure_of_matrix(hessian)
+        matrix = hessian
+        if structure.kind == "arrowhead" and not isinstance(
+                hessian, ArrowheadHessian):
+            matrix = ArrowheadHessian.from_sparse(
+                hessian, structure.global_inds, structure.local_inds,
+                name=options.get("name", "hessian"))
+        elif structure.kind in ("dense", "matrix_free") and sp.issparse(
+                hessian):
+            structure.kind = "sparse"  # the user already holds it sparse
+    else:
+        if structure is not None and structure.dim != dim:
+            raise ValueError(f"structure is for dimension {structure.dim} "
+                             f"but the parameter has length {dim}.")
+        structure, matrix = _hessian_with_cache(fun, x, args, structure)
+        if matrix is None:
+            hvp = make_hvp_at(fun, x, *args)
+    kind = _KIND_OF[structure.kind]
+    solver = _solver_for(kind, matrix, hvp, dim, options)
+    solver.info["structure"] = structure
+    return solver, matrix, structure
