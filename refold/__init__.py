@@ -8,10 +8,13 @@ from refold.patterns import __all__ as _patterns_all
 from refold.sensitivity import *  # noqa: F401,F403
 from refold.sensitivity import __all__ as _sensitivity_all
 
-# vittles' module names, so ``vittles.solver_lib.get_cholesky_solver`` and
+# vittles' module names, so ``vittles.solver_lib.get_cholesky_solver``,
+# ``vittles.sensitivity_lib.get_linear_function`` and
 # ``vittles.bivariate_sensitivity_lib.CrossSensitivity`` port by import.
+# The full module trees are refold.compat.paragami / refold.compat.vittles.
 from refold.sensitivity import cross as bivariate_sensitivity_lib  # noqa
 from refold.sensitivity import solvers as solver_lib  # noqa
+
 
 __version__ = "0.1.0"
 __all__ = list(_patterns_all) + list(_sensitivity_all) + [
@@ -19,7 +22,10 @@ __all__ = list(_patterns_all) + list(_sensitivity_all) + [
 
 _LAZY = {"LinearResponseCovariances": "refold.models",
          "EMCovariance": "refold.models",
-         "models": "refold.models"}
+         "models": "refold.models",
+         # vittles' module name (the module tree is refold.compat.vittles)
+         "sensitivity_lib": "refold.compat.vittles.sensitivity_lib"}
+_LAZY_MODULES = ("models", "sensitivity_lib")
 
 
 def __getattr__(name):
@@ -28,7 +34,7 @@ def __getattr__(name):
     if name in _LAZY:
         import importlib
         module = importlib.import_module(_LAZY[name])
-        return module if name == "models" else getattr(module, name)
+        return module if name in _LAZY_MODULES else getattr(module, name)
     raise AttributeError(f"module 'refold' has no attribute {name!r}")
 
 

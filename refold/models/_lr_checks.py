@@ -14,6 +14,7 @@ import scipy.sparse as sps
 from refold.sensitivity.arrowhead import ArrowheadHessian
 from refold.sensitivity.hvp import make_hvp_at
 from refold.sensitivity.sparse_hessian import ArrowheadBlocks
+from refold.sensitivity.errors import HessianError
 
 EPS = float(np.finfo(np.float64).eps)
 
@@ -121,7 +122,9 @@ def in_context(err: Exception, what: str) -> ValueError:
         msg = f"{what}: {msg}"
     if "on_failure=" in msg:
         msg += " Here, pass it as solver_options={'on_failure': ...}."
-    return ValueError(msg)
+    # A HessianError stays one (a LinAlgError, as vittles raised).
+    return (HessianError if isinstance(err, HessianError) else
+            ValueError)(msg)
 
 
 def index_array(value: Any, name: str, ndim: int) -> np.ndarray:

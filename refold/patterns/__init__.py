@@ -6,7 +6,12 @@ Dependencies only flow downward: this subpackage imports nothing from
 # Registers the forward-mode linalg rules autograd lacks (cholesky, inv,
 # solve, det, slogdet, eigh, ...): see that module's documentation.
 import refold.patterns.autograd_rules  # noqa: F401
+# Forward-mode rules for autograd.scipy.special / .stats, registered when
+# autograd.scipy is imported (lazily: refold does not import it).
+import refold.patterns.special_rules  # noqa: F401
 from refold.patterns.base import Pattern
+from refold.patterns.errors import (
+    PatternArgumentError, PatternJSONError, UnknownPatternError)
 from refold.patterns.containers import PatternArray, PatternDict
 from refold.patterns.correlation import CorrelationMatrixPattern
 from refold.patterns.function_wrappers import (
@@ -32,4 +37,5 @@ __all__ = [
     "TransformFunctionOutput", "OptimizationObjective",
     "PreconditionedFunction", "register_pattern_json",
     "get_pattern_from_json", "save_folded", "load_folded",
+    "PatternArgumentError", "UnknownPatternError", "PatternJSONError",
 ]

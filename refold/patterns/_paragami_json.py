@@ -6,8 +6,9 @@ an alias of the refold pattern it loads as. Its containers write their
 nested patterns (the members of a ``PatternDict``, the base of a
 ``PatternArray``) as JSON *strings* inside the JSON, and a ``PatternArray``
 also writes its derived ``shape``; the adapters here turn such a decoded
-spec into the refold class's ``as_dict`` format. Writing is always in
-refold's own (standard) format.
+spec into the refold class's ``as_dict`` format. refold writes its own
+(standard) format; :func:`refold.patterns.paragami_format.to_paragami_json`
+writes paragami's.
 """
 from __future__ import annotations
 

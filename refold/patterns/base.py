@@ -159,13 +159,20 @@ class Pattern(ABC):
         Parameters
         ----------
         rng : None, int or numpy.random.Generator, optional
-            Source of randomness (a seed gives reproducible values).
+            Source of randomness. ``None`` (the default) draws from numpy's
+            global generator, exactly as paragami 0.42 did (the free vector
+            is ``numpy.random.random(n)``, uniform on :math:`[0, 1)`), so a
+            script seeded with ``numpy.random.seed`` gets the same values
+            and keeps its random stream. A seed or a ``Generator`` draws the
+            free vector from a standard normal with that generator.
 
         Notes
         -----
-        The free vector is standard normal; no meaningful distribution over
-        folded values is implied.
+        No meaningful distribution over folded values is implied.
         """
+        if rng is None:
+            return self.fold(onp.random.random(self._free_flat_length),
+                             free=True)
         rng = resolve_rng(rng)
         return self.fold(rng.standard_normal(self._free_flat_length),
                          free=True)

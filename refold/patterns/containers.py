@@ -13,6 +13,7 @@ vector of length 3 folds to ``{'mu': array of shape (10, 3), ...}``.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Optional
 
@@ -126,6 +127,16 @@ class PatternDict(BatchedPattern, Mapping):
     def __contains__(self, key):
         return key in self._patterns
 
+    def __array__(self, dtype=None, copy=None):
+        # numpy would read a Mapping as the sequence of its keys; a
+        # PatternDict is one object to numpy, as paragami's was.
+        if dtype is not None and onp.dtype(dtype) != onp.dtype(object):
+            raise TypeError("a PatternDict converts to an object array only,"
+                            " not dtype {}".format(onp.dtype(dtype)))
+        out = onp.empty((), dtype=object)
+        out[()] = self
+        return out
+
     def lock(self):
         """Forbid adding, replacing or removing members from now on."""
         self._locked = True
@@ -229,7 +240,7 @@ class PatternDict(BatchedPattern, Mapping):
     # The batched protocol ----------------------------------------------
 
     def _fold_b(self, flat, batch_shape, free, validate, path):
-        folded = {}
+        folded = OrderedDict()
         for key, pattern, start, stop in self._layout(free):
             folded[key] = fold_any(pattern, flat[..., start:stop],
                                    batch_shape, free, validate, path + (key,))
@@ -267,8 +278,8 @@ class PatternDict(BatchedPattern, Mapping):
                       path + (key,), strict)
 
     def _empty_b(self, batch_shape, valid):
-        return {key: empty_any(pattern, batch_shape, valid)
-                for key, pattern in self._patterns.items()}
+        return OrderedDict((key, empty_any(pattern, batch_shape, valid))
+                           for key, pattern in self._patterns.items())
 
     def _jac_coo_b(self, folded, batch_shape, kind):
         out_free = kind == "freeing"

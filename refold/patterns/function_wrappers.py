@@ -59,6 +59,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 import numpy as onp
 
 from refold.patterns._checks import check_callable, check_free_flag
+from refold.patterns.errors import PatternArgumentError
 
 __all__ = ["TransformFunctionInput", "TransformFunctionOutput",
            "FlattenFunctionInput", "FoldFunctionInput",
@@ -103,7 +104,7 @@ def _check_patterns(patterns: Any, name: str) -> tuple:
             where = name if len(items) == 1 and not isinstance(
                 patterns, (list, tuple, onp.ndarray)) else \
                 "{}[{}]".format(name, i)
-            raise TypeError(
+            raise PatternArgumentError(
                 "{}: expected a pattern (with fold and flatten methods), "
                 "got {!r}".format(where, pattern))
     return tuple(items)
@@ -133,7 +134,7 @@ def _check_free(free: Any, patterns: tuple, name: str,
         elif isinstance(flag, (bool, onp.bool_)):
             out.append(bool(flag))
         else:
-            raise TypeError("{}[{}]: expected True, False or None, got "
+            raise PatternArgumentError("{}[{}]: expected True, False or None, got "
                             "{!r}".format(name, i, flag))
     return tuple(out)
 
@@ -150,7 +151,7 @@ def _check_nums(nums: Any, patterns: tuple, name: str,
     for num in items:
         if isinstance(num, (bool, onp.bool_)) or \
                 not isinstance(num, (numbers.Integral, onp.integer)):
-            raise TypeError("{}: expected non-negative integer positions, "
+            raise PatternArgumentError("{}: expected non-negative integer positions, "
                             "got {!r}".format(name, nums))
         if num < 0:
             raise ValueError(

@@ -47,6 +47,7 @@ from refold.patterns._paragami_json import ADAPTERS as _PARAGAMI_ADAPTERS
 from refold.patterns._paragami_json import \
     PARAGAMI_ALIASES as _PARAGAMI_ALIASES
 from refold.patterns.base import Pattern
+from refold.patterns.errors import PatternJSONError, UnknownPatternError
 
 __all__ = ["pattern_to_json", "pattern_from_json", "register_pattern_json",
            "get_pattern_from_json", "save_folded", "load_folded"]
@@ -225,11 +226,9 @@ def _encode_pattern(pattern: Pattern, where: str) -> dict:
         raise ValueError(
             "{}: {}.as_dict() must return a dict whose 'pattern' entry is "
             "{}.json_typename()".format(where, cls_name, cls_name))
-    if spec["pattern"] != pattern.json_typename():
-        raise ValueError(
-            "{}: {}.as_dict()['pattern'] is {!r} but json_typename() is "
-            "{!r}; they must agree for the JSON to be read back".format(
-                where, cls_name, spec["pattern"], pattern.json_typename()))
+    # as_dict()['pattern'] names the type in the JSON even when it is not
+    # json_typename() (paragami allowed that); reading the JSON back then
+    # needs that name registered, and from_json says so if it is not.
     out = {}
     for key, value in spec.items():
         if not isinstance(key, str):
@@ -282,10 +281,10 @@ def _parse_text(text: Any, where: str):
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
-        raise ValueError(
+        raise PatternJSONError(
             "{}: expected a JSON object describing a pattern, but the text is "
             "not valid JSON ({} at line {}, column {})".format(
-                where, err.msg, err.lineno, err.colno)) from None
+                where, err.msg, err.lineno, err.colno), err) from None
 
 
 def _decode(obj: Any, where: str):
@@ -325,7 +324,7 @@ def _build(obj: Any, where: str, cls: Optional[type]) -> Pattern:
             "{}".format(where, _json_kind(obj)))
     name = obj.get("pattern")
     if not isinstance(name, str):
-        raise ValueError(
+        raise UnknownPatternError(
             "{}: expected a JSON object with a string entry 'pattern' naming "
             "the pattern type, got keys {}".format(where, sorted(obj)))
     target, adapter = _resolve(name, where, cls)
@@ -345,7 +344,7 @@ def _resolve(name: str, where: str, cls: Optional[type]):
     entry = _lookup(name)
     if cls is None or inspect.isabstract(cls):
         if entry is None:
-            raise ValueError(
+            raise UnknownPatternError(
                 "{}: unknown pattern type {!r}. Register its class with "
                 "refold.register_pattern_json(YourPatternClass) before "
                 "reading it (nothing named in JSON is imported). Registered "

@@ -46,7 +46,7 @@ from refold.patterns._checks import (
     check_free_flag, check_shape, check_size, element_path, first_index,
     first_nonfinite, path_error)
 
-__all__ = ["SimplexArrayPattern"]
+__all__ = ["SimplexArrayPattern", "logsumexp"]
 
 #: A simplex may miss a sum of one by this many ulps per entry (the rounding
 #: of a softmax and of the sum itself each contribute about one per entry).
@@ -280,3 +280,45 @@ def _softmax_with_reference(free_val, raw):
         logits = np.concatenate([-shift, free_val - shift], axis=-1)
         weights = np.exp(logits)
     return weights / np.sum(weights, axis=-1, keepdims=True)
+
+
+def logsumexp(mat, axis: int):
+    r"""``log(sum(exp(mat), axis))`` without overflow, keeping ``axis``.
+
+    paragami 0.42's ``simplex_patterns.logsumexp``: differentiable by
+    autograd (it is built from ``max``, ``exp``, ``sum`` and ``log``), and
+    the reduced axis is kept with length 1 (``keepdims=True``), so
+    ``mat - logsumexp(mat, axis)`` normalises along ``axis``.
+
+    Parameters
+    ----------
+    mat : array_like
+    axis : int
+        One axis (negative values count from the end).
+
+    Returns
+    -------
+    numpy.ndarray
+        The shape of ``mat`` with ``axis`` of length 1.
+
+    Raises
+    ------
+    ValueError
+        If ``axis`` is not one integer or is out of range.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> logsumexp(np.log(np.array([[1.0, 3.0]])), axis=1)
+    array([[1.38629436]])
+    """
+    if isinstance(axis, bool) or not isinstance(axis, (int, onp.integer)):
+        raise ValueError("axis: expected one integer axis, got "
+                         "{!r}".format(axis))
+    ndim = np.ndim(mat)
+    if not -ndim <= axis < ndim:
+        raise ValueError("axis: {} is out of range for an array with {} "
+                         "dimensions".format(axis, ndim))
+    top = np.max(getval(mat), axis=axis, keepdims=True)
+    top = onp.where(onp.isfinite(top), top, 0.0)
+    return np.log(np.sum(np.exp(mat - top), axis=axis, keepdims=True)) + top

@@ -5,6 +5,7 @@ subpackage may import ``refold.patterns``; it never imports ``refold.models``.
 """
 from refold.sensitivity.arrowhead import ArrowheadHessian
 from refold.sensitivity.cross import CrossSensitivity, OptimumChecker
+from refold.sensitivity.errors import HessianError, SecondDerivativeError
 from refold.sensitivity.linear_approx import (
     EstimatingEquationLinearApproximation,
     HyperparameterSensitivityLinearApproximation)
@@ -56,4 +57,5 @@ __all__ = [
     "sandwich_covariance", "standard_error_fun", "DropSearchResult",
     "DropPrediction", "greedy_drop", "exhaustive_drop", "predict_drop",
     "OLSDrop", "EstimatingEquationWeights", "moment_sandwich_covariance",
+    "HessianError", "SecondDerivativeError",
 ]

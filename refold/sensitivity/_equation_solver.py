@@ -14,6 +14,7 @@ from typing import Any, Callable, Mapping, Optional, Union
 
 import numpy as np
 
+from refold.sensitivity.errors import HessianError
 from refold.sensitivity.hvp import dense_jacobian, jvp_operator
 from refold.sensitivity.solvers import (_FACTORISING_KINDS, _MATRIX_FREE_KINDS,
                                         as_solver)
@@ -92,7 +93,9 @@ def _in_context(err: ValueError, what: str) -> ValueError:
     msg = f"{what}: {err}"
     if "on_failure=" in msg:
         msg += " Here, pass it as solver_options={'on_failure': ...}."
-    return ValueError(msg)
+    # A HessianError stays one (a LinAlgError, as vittles raised).
+    return (HessianError if isinstance(err, HessianError) else
+            ValueError)(msg)
 
 
 def _no_solve(b):  # pragma: no cover - never called for a NaN gradient

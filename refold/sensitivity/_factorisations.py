@@ -29,6 +29,7 @@ from refold.sensitivity._hessian_checks import (
     _rcond_from_cholesky, _scaled_anorm, _singular_failure, _singular_rcond,
     _sparse_rcond)
 from refold.sensitivity._solver_base import LinearSolver, RefoldWarning
+from refold.sensitivity.errors import HessianError
 
 _DENSE_EIG_MAX = 2000       # sparse diagnostics densify up to this dimension
 
@@ -205,7 +206,7 @@ def _sparse_fallback(hs, eps, failure, on_failure, name) -> LinearSolver:
 
     def extremes():
         if failure.min_eig is None:
-            raise ValueError(failure.message(name, eps) + " (on_failure="
+            raise HessianError(failure.message(name, eps) + " (on_failure="
                              "'regularize' needs the smallest eigenvalue, "
                              "which did not converge)")
         return failure.min_eig, failure.max_abs_eig or 0.0
@@ -260,7 +261,7 @@ def _fallback_solver(failure: _Failure, on_failure: str, name: str, eps: float,
     _warn_regularize(reason, name, lam)
     solver, again = factor_shifted(lam)
     if again is not None:
-        raise ValueError(again.message(f"{name} + {lam:.3g} I", eps))
+        raise HessianError(again.message(f"{name} + {lam:.3g} I", eps))
     solver.info.update(method='regularize', shift=lam)
     return solver
 
@@ -310,7 +311,7 @@ def _pow2(x: np.ndarray) -> np.ndarray:
 
 def _lu_fail(hm, eps, reason, on_failure, name) -> LinearSolver:
     if on_failure == 'raise':
-        raise ValueError(f"{reason} To solve anyway, pass on_failure='pinv' "
+        raise HessianError(f"{reason} To solve anyway, pass on_failure='pinv' "
                          "(pseudo-inverse).")
     a = hm.toarray() if scipy.sparse.issparse(hm) else hm
     U, s, Vt = scipy.linalg.svd(a, check_finite=False)

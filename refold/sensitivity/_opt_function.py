@@ -15,6 +15,8 @@ import numpy as np
 from autograd.extend import defjvp, defvjp, primitive
 from autograd.tracer import getval, isbox
 
+from refold.sensitivity.errors import SecondDerivativeError
+
 
 def _linear_opt_function(value0: np.ndarray, arg0: np.ndarray,
                          jac: np.ndarray, arg_name: str) -> Callable:
@@ -38,7 +40,7 @@ def _linear_opt_function(value0: np.ndarray, arg0: np.ndarray,
                 f"prediction at other values.")
 
     def refuse(*_args, **_kwargs):
-        raise ValueError(
+        raise SecondDerivativeError(
             "second derivatives of the optimum are not available from a "
             "first-order approximation; use "
             "ParametricSensitivityTaylorExpansion")

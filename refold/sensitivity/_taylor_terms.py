@@ -21,6 +21,7 @@ import numpy as np
 
 from refold.sensitivity._checks import check_int
 from refold.sensitivity.hvp import directional_derivative
+from refold.sensitivity.jacobian_modes import jacobian_matrix
 
 #: Largest total number of entries of dense derivative arrays built without
 #: ``force=True`` (``forward_mode=False`` only).
@@ -194,8 +195,9 @@ class _DensePartials:
     """Dense partial-derivative arrays of ``g`` at the base point
     (``forward_mode=False``), built lazily and contracted with directions.
     The array with ``m`` input and ``n`` hyperparameter derivatives costs
-    ``D**m * M**n`` nested forward-mode evaluations: for small problems
-    evaluated along many directions only."""
+    ``D**m * M**n`` nested forward-mode evaluations (the cross Jacobian,
+    ``m = 0, n = 1``, ``min(D, M)`` forward or reverse passes): for small
+    problems evaluated along many directions only."""
 
     def __init__(self, g, par0, hyper0, needed, force):
         dim, hsize = par0.size, hyper0.size
@@ -220,6 +222,15 @@ class _DensePartials:
 
     def partial(self, par_dirs, hyper_dir, hyper_order):
         key = (len(par_dirs), hyper_order)
+        if key == (0, 1) and key not in self._values:
+            # The cross Jacobian dg/d(hyper), (D,) + hyper.shape: D reverse
+            # sweeps instead of M forward passes when M > D (e.g. one
+            # weight per observation). Only its value is needed here; the
+            # nested arrays keep differentiating self._fun(0, 1).
+            par0, hyper0 = self._args
+            jac = jacobian_matrix(self._funs[(0, 0)], self._args, argnum=1,
+                                  out_size=par0.size)
+            self._values[key] = jac.reshape(par0.shape + np.shape(hyper0))
         if key not in self._values:
             self._values[key] = np.asarray(self._fun(*key)(*self._args))
         arr = self._values[key]

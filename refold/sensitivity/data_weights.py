@@ -42,6 +42,7 @@ from refold.sensitivity._checks import (check_bool, check_int, real_array,
                                       user_call)
 from refold.sensitivity._equation_solver import hessian_solver_auto
 from refold.sensitivity.hvp import dense_hessian, make_hvp_at
+from refold.sensitivity.jacobian_modes import jacobian_matrix
 from refold.sensitivity.optimum import validate_optimum as _validate_optimum
 from refold.sensitivity.refit import refit as _refit
 from refold.sensitivity.solvers import _MATRIX_FREE_KINDS, as_solver
@@ -402,8 +403,9 @@ class WeightSensitivity:
             :math:`q(\hat\theta_{-n}) \approx q(\hat\theta) - dq/dw_n`,
             shape ``(N,)``.  Without: the approximate leave-one-out optima
             :math:`\hat\theta_{-n} \approx \hat\theta + H^{-1}\nabla\ell_n`,
-            shape ``(N, D)`` (``D`` forward-mode products and one solve with
-            ``N`` right-hand sides).
+            shape ``(N, D)`` (the per-observation gradients by ``min(D, N)``
+            forward or reverse passes, then one solve with ``N`` right-hand
+            sides).
 
         Returns
         -------
@@ -413,9 +415,9 @@ class WeightSensitivity:
             q = self._qoi(qoi_fun)
             value, grad = self._value_and_grad(q, "qoi_fun")
             return value - self._pullback(grad)
-        dim = self._opt_par.size
-        grads = np.stack([np.asarray(self._loss_jvp(e)[1])
-                          for e in np.eye(dim)], axis=0)       # (D, N) = G^T
+        # G (N, D) by D forward passes or N reverse sweeps, whichever is fewer.
+        grads = jacobian_matrix(self._loss_terms, (self._opt_par,),
+                                out_size=self._n_obs).T        # (D, N) = G^T
         return self._opt_par + np.asarray(self.solver(grads)).T
 
     def refit(self, weights, **refit_options: Any) -> np.ndarray:

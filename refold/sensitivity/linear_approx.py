@@ -13,10 +13,11 @@ the first-order condition :math:`\nabla_\theta f(\hat\theta(\epsilon),
 both at :math:`(\hat\theta, \epsilon_0)`.  The same holds for a root of an
 estimating equation :math:`G(\hat\theta(\epsilon), \epsilon) = 0` with
 :math:`H = \partial G / \partial\theta` and :math:`C = \partial G /
-\partial\epsilon`.  ``C`` is computed one column at a time, as the
-forward-mode derivative of :math:`\nabla_\theta f` (or ``G``) in the
-direction of one hyperparameter coordinate: never a dense ``D x D``
-Jacobian.  ``H`` is used only through a solver, :math:`b \mapsto H^{-1}b`.
+\partial\epsilon`.  ``C`` (``D x M``) is the Jacobian of
+:math:`\nabla_\theta f` (or ``G``) in :math:`\epsilon`, formed by ``M``
+forward passes (one per hyperparameter coordinate) when ``M <= D`` and by
+one recorded evaluation and ``D`` reverse sweeps when ``M > D`` (one
+hyperparameter per observation): never a dense ``D x D`` Jacobian.  ``H`` is used only through a solver, :math:`b \mapsto H^{-1}b`.
 
 Public classes keep the names and signatures of vittles 0.173:
 :class:`EstimatingEquationLinearApproximation` and
@@ -32,14 +33,15 @@ import scipy.sparse as sps
 
 from refold.sensitivity._checks import as_vector as _as_vector
 from refold.sensitivity._checks import (
-    check_bool as _check_bool, check_cross_column as _check_cross_column,
-    check_optional_bool as _check_optional_bool, user_call as _user_call)
+    check_bool as _check_bool, check_optional_bool as _check_optional_bool,
+    user_call as _user_call)
 from refold.sensitivity._equation_solver import (
     SolverSpec, _check_solver_spec, _check_square, _make_solver, _no_solve,
     _solve, estimating_equation_solver, hessian_solver_auto)
 from refold.sensitivity._opt_function import _linear_opt_function
-from refold.sensitivity.hvp import (dense_hessian, directional_derivative,
-                                    get_hvp, jvp_operator, make_hvp_at)
+from refold.sensitivity.hvp import (dense_hessian, get_hvp, jvp_operator,
+                                    make_hvp_at)
+from refold.sensitivity.jacobian_modes import jacobian_matrix
 from refold.sensitivity.optimum import validate_optimum
 from refold.sensitivity.solvers import _MATRIX_FREE_KINDS
 
@@ -75,16 +77,19 @@ def _as_cross_matrix(value: Any, name: str, shape: tuple) -> np.ndarray:
 # ----------------------------------------------------------------------------
 def _cross_jacobian(vec_fun: Callable, par: np.ndarray, hyper: np.ndarray,
                     name: str) -> np.ndarray:
-    r"""``d vec_fun(par, h) / dh`` at ``hyper``, one forward pass per column.
+    r"""``d vec_fun(par, h) / dh`` at ``hyper`` (shape ``(D, M)``).
 
     ``vec_fun`` is the gradient of the objective (or the estimating
-    equation); each column is the forward-mode directional derivative in the
-    direction of one hyperparameter coordinate.
+    equation). ``M`` forward passes when ``M <= D``, else one recorded
+    evaluation and ``D`` reverse sweeps
+    (:func:`~refold.sensitivity.jacobian_modes.jacobian_matrix`).
     """
-    cols = [directional_derivative(vec_fun, 1, unit)(par, hyper)
-            for unit in np.eye(hyper.shape[0])]     # a zero column is legitimate
-    cols = [_check_cross_column(col, par.shape, name) for col in cols]
-    cross = np.stack(cols, axis=1)
+    cross = jacobian_matrix(vec_fun, (par, hyper), argnum=1,
+                            out_size=par.shape[0])
+    if cross.shape != (par.shape[0], hyper.shape[0]):
+        raise ValueError(f"{name}: the differentiated function returns "
+                         f"{cross.shape[0]} values; expected one per "
+                         f"parameter ({par.shape[0]})")
     if not np.all(np.isfinite(cross)):
         raise ValueError(f"{name} (computed by automatic differentiation) is "
                          f"not finite at the base values")
@@ -173,8 +178,8 @@ class EstimatingEquationLinearApproximation:
       in vittles) unless a new one is passed;
     * the hyperparameter must be a 1-d array of the base length (a scalar
       only when that length is 1); vittles broadcast silently;
-    * :math:`\partial G/\partial\epsilon` is computed with one forward pass
-      per hyperparameter coordinate.
+    * :math:`\partial G/\partial\epsilon` is computed with ``min(D, M)``
+      forward or reverse passes.
     """
 
     _names = dict(par="input_val0", hyper="hyper_val0",
@@ -262,7 +267,9 @@ class EstimatingEquationLinearApproximation:
         dim = par.shape[0]
         spec = self._solver_spec if solver is None else \
             _check_solver_spec(solver, "solver")
-        residual = self._residual(par, hyper)
+        # Without validation, a given Hessian and cross Hessian need no
+        # evaluation of the objective at all (as in vittles).
+        residual = self._residual(par, hyper) if validate else None
         if validate and not np.all(np.isfinite(residual)):
             # Raises before any solve: a NaN gradient is never solved.
             validate_optimum(residual, _no_solve, par, name=n["par"],
@@ -409,9 +416,9 @@ class HyperparameterSensitivityLinearApproximation(
         The Hessian at the optimum; computed by autograd when needed and
         omitted.  A scipy sparse matrix selects a sparse factorisation.
     cross_hess_at_opt : array_like, shape (D, M), optional
-        :math:`\partial^2 f/\partial\theta\partial\epsilon`; computed with
-        one forward-over-reverse pass per hyperparameter coordinate when
-        omitted.
+        :math:`\partial^2 f/\partial\theta\partial\epsilon`; computed when
+        omitted with ``M`` forward-over-reverse passes if ``M <= D``, else
+        ``D`` reverse-over-reverse sweeps.
     hyper_par_objective_fun : callable, optional
         The part of ``objective_fun`` depending on both arguments, used for
         the cross Hessian.
@@ -458,8 +465,9 @@ class HyperparameterSensitivityLinearApproximation(
       length-1 value silently); hyperparameters are 1-d float arrays, a
       scalar being accepted only when the base value has length 1;
     * error messages name arguments, never private attributes;
-    * the cross Hessian is computed with one forward-over-reverse pass per
-      hyperparameter coordinate, never a dense autograd Jacobian;
+    * the cross Hessian is computed with ``min(D, M)`` passes (forward
+      over reverse per hyperparameter coordinate, or reverse over reverse
+      per parameter coordinate), never a dense ``D x D`` Jacobian;
     * ``get_opt_par_function`` refuses second derivatives instead of
       silently dropping the curvature of the optimum;
     * a singular or indefinite Hessian raises (naming its smallest

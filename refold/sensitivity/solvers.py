@@ -75,6 +75,7 @@ from refold.sensitivity._factorisations import (
     _cholesky_linear_solver, _cholmod_solver, _dense_cholesky, _dense_fallback,
     _equilibrated_lu, _factor_from_h_chol, _lu_fail, _lu_linear_solver,
     _pow2, _sparse_factor, _sparse_fallback)
+from refold.sensitivity.errors import HessianError
 from refold.sensitivity._hessian_checks import (
     ON_FAILURE, _as_dense_square, _as_sparse_square, _check_dim,
     _check_on_failure, _check_symmetric_sparse, _eps_of, _norm1_estimate,
@@ -164,7 +165,7 @@ def get_dense_cholesky_solver(h: Any, h_chol: Any = None, *,
         if rcond < _singular_rcond(eps):
             failure = _singular_failure(rcond)
             if on_failure == 'raise' or hs is None:
-                raise ValueError(failure.message(name, eps))
+                raise HessianError(failure.message(name, eps))
             return _dense_fallback(hs, eps, failure, on_failure, name)
         return _cholesky_linear_solver(L, rcond, 'dense')
 
@@ -174,7 +175,7 @@ def get_dense_cholesky_solver(h: Any, h_chol: Any = None, *,
     if failure is None:
         return _cholesky_linear_solver(c, rcond, 'dense')
     if on_failure == 'raise':
-        raise ValueError(failure.message(name, eps))
+        raise HessianError(failure.message(name, eps))
     return _dense_fallback(0.5 * (h + h.T), eps, failure, on_failure, name)
 
 
@@ -229,7 +230,7 @@ def get_sparse_cholesky_solver(h: Any, *, on_failure: str = 'raise',
     if failure is None:
         return _lu_linear_solver(lu, rcond, 'sparse', 'ldlt')
     if on_failure == 'raise':
-        raise ValueError(failure.message(name, eps))
+        raise HessianError(failure.message(name, eps))
     return _sparse_fallback(hs, eps, failure, on_failure, name)
 
 

@@ -647,5 +647,5 @@ def _kind_solver(kind: str, name: str, options: dict,
     except ValueError as err:
         if name in str(err):
             raise
-        raise ValueError(f"{name} cannot be used with hess_solver="
+        raise type(err)(f"{name} cannot be used with hess_solver="
                          f"{kind!r}: {err}") from err

@@ -11,8 +11,10 @@ error *clean*.  The classifier runs it and sorts the outcome into
     a ``ValueError``/``TypeError`` that does not name it;
 ``raw``
     any other exception (``LinAlgError``, ``IndexError``, ``KeyError``,
-    ``ZeroDivisionError``, ``OverflowError``, ...), including numpy's
-    ``LinAlgError`` although it subclasses ``ValueError``;
+    ``ZeroDivisionError``, ``OverflowError``, ...), including numpy's own
+    ``LinAlgError`` although it subclasses ``ValueError`` (refold's
+    ``HessianError``, a ``LinAlgError`` for porting, is judged by its
+    message like any ``ValueError``);
 ``nan``
     a result with NaN in it, or a numpy ``RuntimeWarning`` on the way
     (invalid value, overflow, divide by zero: turned into errors here);
@@ -65,7 +67,11 @@ def classify(case: Case) -> Tuple[str, str]:
             warnings.filterwarnings("ignore", category=DeprecationWarning)
             out = case.call()
     except np.linalg.LinAlgError as err:          # a ValueError subclass
-        return RAW, f"LinAlgError: {err}"
+        if not type(err).__module__.startswith("refold"):
+            return RAW, f"LinAlgError: {err}"   # numpy's own, unexplained
+        msg = str(err)                          # refold's HessianError
+        kind = CLEAN if any(name in msg for name in case.names) else TERSE
+        return kind, f"{type(err).__name__}: {msg}"
     except (ValueError, TypeError) as err:
         msg = str(err)
         if any(name in msg for name in case.names):
