@@ -146,14 +146,14 @@ def test_taylor_and_weights_auto_match_dense(arrow):
     dense = taylor.optimization_objective(fun, opt, h0, order=2,
                                           hess_solver="cholesky")
     assert auto.structure.kind == "arrowhead"
-    onp.testing.assert_allclose(auto.evaluate_taylor_series(h0 + 0.1),
-                                dense.evaluate_taylor_series(h0 + 0.1),
+    onp.testing.assert_allclose(auto.evaluate_taylor_series(h0 + 0.01),
+                                dense.evaluate_taylor_series(h0 + 0.01),
                                 rtol=1e-10)
     # Estimating-equation constructor: the Jacobian of the gradient.
     ee = taylor(autograd.grad(fun), opt, h0, 2, "auto")
     assert ee.structure.kind == "arrowhead"
-    onp.testing.assert_allclose(ee.evaluate_taylor_series(h0 + 0.1),
-                                dense.evaluate_taylor_series(h0 + 0.1),
+    onp.testing.assert_allclose(ee.evaluate_taylor_series(h0 + 0.01),
+                                dense.evaluate_taylor_series(h0 + 0.01),
                                 rtol=1e-10)
 
 
