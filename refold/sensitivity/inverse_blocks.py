@@ -191,16 +191,23 @@ def _arrowhead_sandwich(arrow: ArrowheadHessian, j1, j2, same: bool
     if T * m and g:
         w_mat[li.ravel()] = -arrow._V().reshape(T * m, g)      # -L^-1 C^T
     a1 = np.asarray(j1 @ w_mat)
-    a2 = a1 if same else np.asarray(j2 @ w_mat)
-    out = (a1 @ arrow.inverse_global_block()) @ a2.T if g else \
-        np.zeros((j1.shape[0], j2.shape[0]))
+    if g and same:                  # Z Z^T: numpy's syrk, exactly symmetric
+        z = a1 @ np.linalg.cholesky(arrow.inverse_global_block())
+        out = z @ z.T
+    elif g:
+        out = (a1 @ arrow.inverse_global_block()) @ np.asarray(j2 @ w_mat).T
+    else:
+        out = np.zeros((j1.shape[0], j2.shape[0]))
     local = j1 @ p_mat @ j2.T
     if sps.issparse(local):
         local = sps.coo_array(local)
+        if same:
+            local = sps.coo_array(0.5 * (local + local.T))
         local.sum_duplicates()
         out[local.row, local.col] += local.data
     else:
-        out += np.asarray(local)
+        local = np.asarray(local)
+        out += 0.5 * (local + local.T) if same else local
     return out
 
 
@@ -248,11 +255,11 @@ def inverse_sandwich(jac1: Any, jac2: Any = None, *,
         raise TypeError("inverse_sandwich needs exactly one of arrowhead= "
                         "and solver=")
     if arrowhead is not None:
-        out = _arrowhead_sandwich(arrowhead, sps.csr_array(j1) if
-                                  sps.issparse(j1) else j1,
-                                  sps.csr_array(j2) if sps.issparse(j2)
-                                  else j2, same)
-    elif j1.shape[0] < j2.shape[0]:
+        return _arrowhead_sandwich(arrowhead, sps.csr_array(j1) if
+                                   sps.issparse(j1) else j1,
+                                   sps.csr_array(j2) if sps.issparse(j2)
+                                   else j2, same)
+    if j1.shape[0] < j2.shape[0]:
         rhs = j1.T.toarray() if sps.issparse(j1) else j1.T
         out = np.asarray(j2 @ np.asarray(
             solver(np.ascontiguousarray(rhs))).reshape(rhs.shape)).T.copy()

@@ -167,7 +167,20 @@ def colour_jacobian(sparsity: Any, dim: Optional[int] = None
     pattern.sort_indices()
     if isinstance(sparsity, JacobianColouring):
         return sparsity
-    return JacobianColouring(pattern, colour_columns(pattern))
+    return JacobianColouring(pattern, _colour(pattern))
+
+
+def _colour(pattern: sps.csr_array) -> np.ndarray:
+    """Column colours; vectorised when no column is shared by two rows."""
+    if pattern.nnz and np.bincount(pattern.indices,
+                                   minlength=pattern.shape[1]).max() > 1:
+        return colour_columns(pattern)        # greedy distance-2 colouring
+    # Every column lies in at most one row: its position in that row is a
+    # colour (columns of one row differ; columns of two rows never meet).
+    colours = np.zeros(pattern.shape[1], dtype=np.intp)
+    starts = np.repeat(pattern.indptr[:-1], np.diff(pattern.indptr))
+    colours[pattern.indices] = np.arange(pattern.nnz) - starts
+    return colours
 
 
 def _jvp_or_raise(jvp: Callable, direction: np.ndarray, num: Optional[int],
