@@ -107,6 +107,8 @@ def make_solver(obj: Callable, par: np.ndarray, hessian: Any, spec: Any,
         return SolverChoice(as_solver(spec, dim=dim, **options), hess, arrow,
                             None, _layout_of(hess) or layout)
     kind = spec if spec is not None else ("auto" if factorize else "cg")
+    if spec is None and factorize and "sparsity" in options:
+        kind = "cholesky"           # a pattern given: the explicit route
     if kind == "auto":
         return _auto(obj, par, hessian, options, previous)
     given = hessian is not None

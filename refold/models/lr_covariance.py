@@ -157,6 +157,8 @@ class LinearResponseCovariances:
         ``global_inds``, ``local_inds``, ``sparsity``, ...); ``'auto'`` takes
         ``on_failure``, ``cg_opts``, ``preconditioner`` and ``structure`` (a
         :class:`~refold.sensitivity.structure.HessianStructure` to reuse).
+        Without ``solver=``, a ``sparsity`` option keeps its old meaning
+        (the sparse Hessian of that pattern, solved by ``'cholesky'``).
 
     Attributes
     ----------
