@@ -84,7 +84,8 @@ from refold.models._lr_checks import (arrowhead_inds, as_moment_jacobian,
                                       as_opt_par, check_factorize,
                                       check_options, check_spec, check_tol,
                                       in_context)
-from refold.models._lr_solver import COMPUTED, compute_hessian, make_solver
+from refold.models._lr_solver import (COMPUTED, compute_hessian,
+                                      describe_structure, make_solver)
 from refold.sensitivity.arrowhead import ArrowheadHessian
 from refold.sensitivity.inverse_blocks import (LRCovarianceBlocks,
                                                inverse_sandwich,
@@ -336,7 +337,7 @@ class LinearResponseCovariances:
     def describe(self) -> str:
         """One line: how the Hessian was formed and solved (and why), and how
         the last moment Jacobian was computed."""
-        out = (self.structure.describe() if self.structure is not None else
+        out = (describe_structure(self.structure) if self.structure else
                f"solver {self._solver.kind!r} (chosen by the caller)")
         return out + (f"; moments: {self._jacobian_how}"
                       if self._jacobian_how else "")

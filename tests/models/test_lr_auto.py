@@ -88,6 +88,8 @@ def test_vittles_route_sparse_hessian_at_opt_goes_to_schur(glmm):
     lr = LinearResponseCovariances(kl, opt, hessian_at_opt=h_sparse)
     assert lr.structure.kind == "arrowhead"
     assert lr.hess_solver.kind == "arrowhead"       # never SuperLU
+    assert lr.describe().startswith("arrowhead: 10 globals, 150 blocks of 2;"
+                                    " hessian_at_opt given; Schur")
     np.testing.assert_array_equal(np.sort(lr.structure.global_inds),
                                   np.sort(kl.global_inds))
     _, truth = _truth(means, opt, hess)
@@ -100,6 +102,10 @@ def test_vittles_route_sparse_hessian_at_opt_goes_to_schur(glmm):
     assert lr.structure.kind == "arrowhead"
     np.testing.assert_allclose(lr.get_lr_covariance(means), truth,
                                rtol=1e-10, atol=1e-10 * np.abs(truth).max())
+    # An ArrowheadHessian given is described (it has no pattern).
+    arrow = LinearResponseCovariances(kl, opt, hessian_at_opt=kl.hessian(opt))
+    assert arrow.hess_solver.kind == "arrowhead"
+    assert "hessian_at_opt given" in arrow.describe()
 
 
 def test_detected_moment_jacobian_matches_autograd(glmm):
