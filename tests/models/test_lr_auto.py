@@ -152,3 +152,19 @@ def test_explicit_solver_still_wins_and_factorize_false_is_cg(glmm):
     with pytest.raises(TypeError, match="not understood by solver='auto'"):
         LinearResponseCovariances(kl, opt, solver="auto",
                                   solver_options={"local_inds": None})
+
+
+def test_blocks_from_the_auto_structure(glmm):
+    kl, opt, means, mixed, hess = glmm
+    lr = LinearResponseCovariances(kl, opt)          # no local_inds given
+    jac = lr.get_moment_jacobian(means, sparse=True)
+    blocks = lr.get_lr_covariance_blocks(jac)
+    _, truth = _truth(means, opt, hess)
+    k = 3
+    np.testing.assert_allclose(
+        blocks.global_cov[np.ix_(np.argsort(blocks.global_moments),
+                                 np.argsort(blocks.global_moments))],
+        truth[:k, :k], rtol=1e-10)
+    u_rows = blocks.local_moments[:, 0]
+    np.testing.assert_allclose(blocks.local_covs[:, 0, 0],
+                               np.diag(truth)[u_rows], rtol=1e-10)
