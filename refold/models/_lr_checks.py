@@ -6,7 +6,7 @@ Each returns a validated float64 copy, or raises a ``TypeError`` /
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import scipy.sparse as sps
@@ -166,3 +166,45 @@ def hessian_product(objective_fun, par, hess):
     if isinstance(hess, ArrowheadHessian):
         return hess.dot
     return lambda v: np.asarray(hess @ np.ravel(v))
+
+
+def check_factorize(value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"factorize_hessian must be True or False; got "
+                        f"{value!r}")
+    return bool(value)
+
+
+def check_tol(tol: Any):
+    if tol is None:
+        return None
+    if isinstance(tol, (bool, np.bool_)) or not isinstance(
+            tol, (int, float, np.integer, np.floating)):
+        raise TypeError(f"grad_tol must be a positive number or None; got "
+                        f"{type(tol).__name__}")
+    if not (np.isfinite(tol) and tol > 0):
+        raise ValueError(f"grad_tol must be a positive finite number or None;"
+                         f" got {tol!r}")
+    return float(tol)
+
+
+def check_spec(solver: Any, kinds: tuple):
+    """``None``, ``'auto'``, a solver kind or a function ``b -> H^-1 b``."""
+    if solver is None or callable(solver):
+        return solver
+    if not isinstance(solver, str):
+        raise TypeError(f"solver must be 'auto', a solver kind {kinds} or a "
+                        f"function b -> H^-1 b; got {type(solver).__name__}")
+    if solver != "auto" and solver not in kinds:
+        raise ValueError(f"solver must be one of {('auto',) + kinds} or a "
+                         f"function b -> H^-1 b; got {solver!r}")
+    return solver
+
+
+def check_options(options: Any) -> dict:
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise TypeError(f"solver_options must be a dict; got "
+                        f"{type(options).__name__}")
+    return dict(options)

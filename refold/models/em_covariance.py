@@ -43,7 +43,8 @@ sweeping one recorded gradient graph
     M = H_{\theta\theta} - \sum_n C_n L_n^{-1} C_n^\top
 
 with per-observation eigen-decompositions batched over observations: no dense
-``(p + N k)``-square matrix is formed or solved.
+``(p + N k)``-square matrix is formed or solved.  This is ``solver='auto'``;
+:meth:`EMCovariance.describe` says what was used and why.
 
 Nearly degenerate posteriors
 ----------------------------
@@ -134,13 +135,17 @@ import autograd
 import numpy as onp
 
 from refold.models._data import check_bool
-from refold.models.local_blocks import (_check_eta_blocks, _LocalFactor,
-                                        infer_eta_blocks, log_simplex)
+from refold.models._em_checks import (check_em_optimum, check_tol,
+                                      describe_joint, flatten_value,
+                                      louis_matrix, text_table)
+from refold.models._em_hessian import (LOG_SPACE_HINT, check_solver,
+                                       describe, joint_hessian,
+                                       resolve_blocks)
+from refold.models.local_blocks import (_LocalFactor, infer_eta_blocks,
+                                        log_simplex)
 from refold.patterns.base import Pattern
-from refold.sensitivity._checks import type_for
-from refold.sensitivity.optimum import validate_optimum as _validate_optimum
+from refold.sensitivity._checks import user_call
 from refold.sensitivity.solvers import get_dense_cholesky_solver
-from refold.sensitivity.sparse_hessian import SparseBlockHessian
 
 # infer_eta_blocks and log_simplex live in refold.models.local_blocks; they
 # are re-exported here, their historical home.
@@ -155,49 +160,6 @@ DEFAULT_LOCAL_RTOL: float = 1e3 * _EPS
 
 _KINDS = ("corrected", "naive", "louis")
 
-_LOG_SPACE_HINT = (
-    " Second derivatives of an objective written in probabilities (e.g. "
-    "r * log(r)) overflow when a posterior is nearly degenerate: write it "
-    "in log space (log-ratio coordinates eta = log(r_k / r_0) and "
-    "log_r = refold.models.em_covariance.log_simplex(eta) inside "
-    "objective_fun).")
-
-
-# ----------------------------------------------------------------------
-# Argument checks.
-
-def _flatten_value(pattern: Pattern, value: Any, free: bool,
-                   name: str, pattern_name: str) -> onp.ndarray:
-    try:
-        vec = pattern.flatten(value, free=free)
-    except (ValueError, TypeError) as err:
-        raise type(err)("{} does not match {} ({}): {}".format(
-            name, pattern_name, "free" if free else "flat", err)) from err
-    vec = onp.array(vec, dtype=float).ravel()
-    bad = onp.flatnonzero(~onp.isfinite(vec))
-    if bad.size:
-        names = pattern.flat_names(free)
-        raise ValueError("{}: its {} coordinate {} ({}) is {}; it must be "
-                         "finite".format(name, "free" if free else "flat",
-                                         bad[0], names[bad[0]], vec[bad[0]]))
-    return vec
-
-
-def _check_tol(value: Any, name: str, default: float) -> float:
-    if value is None:
-        return default
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise TypeError("{}: expected a positive number, got {!r}".format(
-            name, value)) from None
-    if not (onp.isfinite(out) and 0 < out < 1):
-        raise ValueError("{}: expected a number in (0, 1), got {!r}".format(
-            name, value))
-    return out
-
-
-# ----------------------------------------------------------------------
 
 class EMCovariance:
     r"""Covariance of EM estimates from the joint EM objective's Hessian.
@@ -268,6 +230,19 @@ class EMCovariance:
     on_failure : {'raise', 'pinv', 'regularize'}, optional
         What to do when the marginal Hessian is not positive definite or is
         near-singular (see :mod:`refold.sensitivity.solvers`); default raise.
+    solver : {'auto', 'arrowhead', 'dense', 'sparse'}, optional
+        How the joint Hessian is formed and :math:`H_{\eta\eta}` solved.
+        ``'auto'`` (default): the arrowhead structure of ``eta_blocks``
+        (given, read off ``eta_pattern``, or -- when the pattern has no
+        observation axis -- detected from ``objective_fun``'s Hessian
+        pattern by :func:`refold.sensitivity.blocks.local_blocks`), ``p + k``
+        Hessian-vector products and the stable per-observation Schur
+        complement of the notes.  ``'arrowhead'``: the same, without the
+        detection.  ``'dense'``: the dense autograd Hessian and a dense
+        Cholesky solve of :math:`H_{\eta\eta}`; ``'sparse'``: the sparse
+        Hessian of the detected pattern and a sparse factorisation of
+        :math:`H_{\eta\eta}` (both need every local block positive
+        definite: no dropping of degenerate directions).
 
     Attributes
     ----------
@@ -287,6 +262,10 @@ class EMCovariance:
         :math:`C_n = H_{\theta, \eta_n}`.
     local_blocks : numpy.ndarray, shape (N, k, k)
         :math:`L_n = H_{\eta_n \eta_n}`.
+    structure : HessianStructure
+        The structure used (``kind``, ``global_inds`` = the :math:`\theta`
+        coordinates, ``local_inds`` = ``eta_blocks + p``, the detected
+        ``pattern`` when there was one, ``reason``); see :meth:`describe`.
     info : dict
         ``num_hvps`` (Hessian-vector products used, verification probe
         included), ``num_dropped`` (local directions treated as zero),
@@ -356,7 +335,7 @@ class EMCovariance:
                  optimum_tol: Optional[float] = None,
                  louis_fun: Optional[Callable] = None,
                  local_rtol: Optional[float] = None,
-                 on_failure: str = "raise"):
+                 on_failure: str = "raise", solver: str = "auto"):
         if not callable(objective_fun):
             raise TypeError("objective_fun: expected a callable, got "
                             "{}".format(type(objective_fun).__name__))
@@ -371,39 +350,42 @@ class EMCovariance:
         self._theta_free = check_bool(theta_free, "theta_free")
         self._eta_free = check_bool(eta_free, "eta_free")
         check = check_bool(validate_optimum, "validate_optimum")
-        rtol = _check_tol(local_rtol, "local_rtol", DEFAULT_LOCAL_RTOL)
+        rtol = check_tol(local_rtol, "local_rtol", DEFAULT_LOCAL_RTOL)
+        solver = check_solver(solver)
         self._objective = objective_fun
         self._louis_fun = louis_fun
         self.theta_pattern = theta_pattern
         self.eta_pattern = eta_pattern
 
-        theta_vec = _flatten_value(theta_pattern, theta_opt, self._theta_free,
+        theta_vec = flatten_value(theta_pattern, theta_opt, self._theta_free,
                                    "theta_opt", "theta_pattern")
-        eta_vec = _flatten_value(eta_pattern, eta_opt, self._eta_free,
+        eta_vec = flatten_value(eta_pattern, eta_opt, self._eta_free,
                                  "eta_opt", "eta_pattern")
         if theta_vec.size == 0:
             raise ValueError("theta_pattern: theta has no coordinates")
-        if eta_blocks is None:
-            blocks = infer_eta_blocks(eta_pattern, self._eta_free)
-        else:
-            blocks = _check_eta_blocks(eta_blocks, eta_vec.size)
-        if blocks.size != eta_vec.size:   # only possible when inferred
-            raise ValueError("eta_blocks: eta_pattern's observations hold {} "
-                             "coordinates but eta has {}".format(
-                                 blocks.size, eta_vec.size))
         self._theta_vec, self._eta_vec = theta_vec, eta_vec
         self.theta_opt = theta_pattern.fold(theta_vec, free=self._theta_free)
         self.eta_opt = eta_pattern.fold(eta_vec, free=self._eta_free)
-        self.eta_blocks = blocks
-        self.theta_dim = theta_vec.size
-        self.num_obs, self.num_local = blocks.shape
 
         joint_par = onp.concatenate([theta_vec, eta_vec])
+        self.theta_dim = theta_vec.size
+        blocks, how, pattern = resolve_blocks(
+            self._joint, joint_par, self.theta_dim, eta_pattern,
+            self._eta_free, eta_blocks, solver)
+        self.eta_blocks = blocks
+        self.num_obs, self.num_local = blocks.shape
         grad = self._joint_gradient(joint_par)
-        self._hessian_blocks(joint_par)
+        hess = joint_hessian(self._joint, joint_par, self.theta_dim, blocks,
+                             solver, how, pattern)
+        self._num_hvps, self.structure = hess.num_hvps, hess.structure
+        self.theta_hessian = hess.theta_hessian
+        self.cross_blocks = hess.cross_blocks
+        self.local_blocks = hess.local_blocks
+        self._description = describe(hess, self.num_obs, self.num_local)
         self._local = _LocalFactor(self.theta_hessian, self.cross_blocks,
                                    self.local_blocks, rtol)
-        marginal = self.theta_hessian - self._local.schur_term()
+        marginal = hess.marginal if hess.marginal is not None else \
+            self.theta_hessian - self._local.schur_term()
         self._marginal = 0.5 * (marginal + marginal.T)
         self._marginal_solver = get_dense_cholesky_solver(
             self._marginal, on_failure=on_failure,
@@ -427,21 +409,11 @@ class EMCovariance:
         return self._objective(theta, eta)
 
     def _joint_gradient(self, joint_par) -> onp.ndarray:
-        try:
-            value = self._objective(self.theta_opt, self.eta_opt)
-        except (KeyboardInterrupt, SystemExit, MemoryError):
-            raise
-        except Exception as err:
-            # A ValueError/TypeError naming objective_fun, whatever the user's
-            # function raised (a KeyError for a key its pattern lacks, ...).
-            raise type_for(err)(
-                "objective_fun(theta_folded, eta_folded) raised {} at "
-                "(theta_opt, eta_opt): {}. Check that theta_pattern and "
-                "eta_pattern describe the arguments objective_fun "
-                "expects.".format(type(err).__name__,
-                                  "missing key {}".format(err)
-                                  if isinstance(err, KeyError) else err)
-            ) from err
+        # A ValueError/TypeError naming objective_fun, whatever the user's
+        # function raised (a KeyError for a key its pattern lacks, ...).
+        value = user_call(self._objective, "objective_fun",
+                          "at (theta_opt, eta_opt)", self.theta_opt,
+                          self.eta_opt)
         value = onp.asarray(value)
         if value.size != 1 or not onp.isfinite(value).all():
             raise ValueError("objective_fun must return a finite scalar at "
@@ -451,67 +423,15 @@ class EMCovariance:
         if bad.size:
             raise ValueError(
                 "objective_fun's gradient is not finite at (theta_opt, "
-                "eta_opt): {}.{}".format(self._describe_joint(bad[0]),
-                                         _LOG_SPACE_HINT))
+                "eta_opt): {}.{}".format(
+                    describe_joint(bad[0], self.theta_dim, self.eta_blocks),
+                    LOG_SPACE_HINT))
         return grad
 
-    def _describe_joint(self, index: int) -> str:
-        p = self.theta_dim
-        if index < p:
-            return "theta coordinate {}".format(index)
-        obs, col = onp.argwhere(self.eta_blocks == index - p)[0]
-        return "eta coordinate {} (observation {}, eta_blocks[{}, {}])".format(
-            index - p, obs, obs, col)
-
-    def _hessian_blocks(self, joint_par) -> None:
-        p = self.theta_dim
-        builder = SparseBlockHessian(self._joint, self.eta_blocks + p)
-        try:
-            blocks = builder.get_arrowhead_blocks(
-                joint_par, global_inds=onp.arange(p))
-        except ValueError as err:
-            # Say it in this class's vocabulary: its structure is eta_blocks.
-            text = str(err).replace(" (pass verify=False to skip this "
-                                    "check)", "")
-            text = text.replace("sparsity_array", "eta_blocks")
-            hint = _LOG_SPACE_HINT if "not finite" in text else (
-                " The objective must be a sum over observations whose eta "
-                "blocks (eta_blocks) do not interact: an E-step family that "
-                "does not factorise over observations does not match.")
-            raise ValueError(
-                "objective_fun: computing its Hessian at (theta_opt, eta_opt) "
-                "failed: {} (coordinates are numbered theta first (0..{}), "
-                "then eta coordinate i at {} + i).{}".format(
-                    text, p - 1, p, hint)) from err
-        self._num_hvps = builder.num_hvps
-        self.theta_hessian = blocks.global_block
-        self.cross_blocks = blocks.cross_blocks
-        self.local_blocks = blocks.local_blocks
-
     def _check_optimum(self, grad, tol) -> None:
-        """The E-step first, then theta: ``eta_opt`` is checked against the
-        optimum of eta at ``theta_opt`` (the Newton step of the eta blocks
-        alone), so an ``eta_opt`` off its E-step is blamed on ``eta_opt``;
-        then ``theta_opt`` by the reduced (marginal) gradient."""
-        p = self.theta_dim
-        local = self._local
-        grad_theta, grad_eta = grad[:p], grad[p:]
-        blocks = self.eta_blocks
-
-        def eta_solver(b):
-            out = onp.empty_like(b)
-            out[blocks] = local.apply_pinv(onp.asarray(b)[blocks])
-            return out
-
-        self.info["eta_step"] = _validate_optimum(
-            grad_eta, eta_solver, self._eta_vec, tol=tol,
-            name="eta_opt",
-            opt_out="validate_optimum=False", tol_name="optimum_tol")
-        reduced = grad_theta - local.cross_times_pinv(grad_eta[blocks])
-        self.info["theta_step"] = _validate_optimum(
-            reduced, self._marginal_solver, self._theta_vec, tol=tol,
-            name="theta_opt", opt_out="validate_optimum=False",
-            tol_name="optimum_tol", hvp=lambda v: self._marginal @ v)
+        self.info["theta_step"], self.info["eta_step"] = check_em_optimum(
+            grad, self._local, self._marginal_solver, self._theta_vec,
+            self._eta_vec, self.eta_blocks, self._marginal, tol)
 
     # ------------------------------------------------------------------
     # Results.
@@ -551,28 +471,13 @@ class EMCovariance:
         return self._cache[key]
 
     def _louis_information(self) -> onp.ndarray:
-        if self._louis_fun is None:
-            raise ValueError(
-                "louis_covariance needs louis_fun: pass louis_fun(theta, "
-                "eta) returning the conditional covariance of the "
-                "complete-data score, sum_n Cov_q[grad_theta log p(y_n, z_n "
-                "| theta)], a ({0}, {0}) array in theta's {1} "
-                "coordinates".format(self.theta_dim,
-                                     "free" if self._theta_free else "flat"))
-        p = self.theta_dim
-        value = onp.asarray(self._louis_fun(self.theta_opt, self.eta_opt),
-                            dtype=float)
-        if value.shape != (p, p):
-            raise ValueError("louis_fun must return a ({0}, {0}) array (the "
-                             "score covariance in theta's coordinates); got "
-                             "shape {1}".format(p, value.shape))
-        if not onp.all(onp.isfinite(value)):
-            raise ValueError("louis_fun returned non-finite entries")
-        gap = onp.max(onp.abs(value - value.T))
-        if gap > onp.sqrt(_EPS) * max(onp.max(onp.abs(value)), 1e-300):
-            raise ValueError("louis_fun must return a symmetric matrix (a "
-                             "covariance); max |V - V^T| = {:.3g}".format(gap))
-        return self.theta_hessian - 0.5 * (value + value.T)
+        value = louis_matrix(self._louis_fun, self.theta_opt, self.eta_opt,
+                             self.theta_dim, self._theta_free)
+        return self.theta_hessian - value
+
+    def describe(self) -> str:
+        """One line: the structure, the Hessian's cost, the method and why."""
+        return self._description
 
     def marginal_hessian(self) -> onp.ndarray:
         r"""The marginal Hessian :math:`M = H_{\theta\theta} - H_{\theta\eta}
@@ -682,14 +587,7 @@ class EMCovariance:
             ratio = onp.where(naive > 0, corrected / onp.where(
                 naive > 0, naive, 1.0), onp.nan)
         columns.append(("corrected/naive", ratio))
-        width = max([len("coordinate")] + [len(n) for n in names])
-        head = "{:<{w}}".format("coordinate", w=width) + "".join(
-            "  {:>15}".format(title) for title, _ in columns)
-        lines = [head, "-" * len(head)]
-        for i, name in enumerate(names):
-            lines.append("{:<{w}}".format(name, w=width) + "".join(
-                "  {:>15.6g}".format(col[i]) for _, col in columns))
-        return "\n".join(lines)
+        return text_table(names, columns)
 
     def __repr__(self) -> str:
         return ("EMCovariance(theta_dim={}, num_obs={}, num_local={}, "

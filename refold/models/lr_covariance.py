@@ -19,20 +19,34 @@ the mean-field variances are not), and equals the Laplace covariance
 Sensitivity is covariance: the same :math:`H^{-1}` gives the prior
 sensitivity computed in :mod:`refold.sensitivity`.
 
-:math:`H^{-1}` is never formed.  :math:`J H^{-1} J^\top` costs one solve with
-the ``K`` columns of :math:`J^\top` (one factorisation, or ``K`` conjugate-
-gradient runs on the matrix-free path), and for a global/local (arrowhead)
-Hessian :meth:`LinearResponseCovariances.get_lr_covariance_blocks` returns the
-global block and every group's diagonal block from the Schur complement in
-:math:`O(T m^2 (m + g) + T m g^2 + g^3)`.
+:math:`H^{-1}` is never formed.  This class is a short use of the
+sensitivity layer:
 
-Moment Jacobians come from :mod:`refold.models.moment_jacobian` (reverse or
-forward mode, or coloured forward mode for block-local moments), the
-arrowhead blocks from :mod:`refold.models.lr_blocks`;
-:class:`~refold.models.moment_jacobian.MomentJacobianColouring`,
-:func:`~refold.models.moment_jacobian.colour_moment_jacobian` and
-:class:`~refold.models.lr_blocks.LRCovarianceBlocks` are also importable
-from here.
+* the Hessian's structure and solver come from ``solver='auto'`` (the
+  default): the sparsity pattern is detected from ``objective_fun``
+  (:mod:`refold.sensitivity.structure`) -- or read off a scipy.sparse
+  ``hessian_at_opt``, e.g. from ``SparseBlockHessian(...).get_hessian(opt)``
+  as vittles users write -- and a global/local (arrowhead) pattern is solved
+  by Schur complement, a small or dense one by dense Cholesky, another sparse
+  one by a sparse factorisation, a huge one matrix-free;
+  :attr:`LinearResponseCovariances.structure` and
+  :meth:`~LinearResponseCovariances.describe` say what was chosen and why;
+* moment Jacobians are detected sparse and computed by coloured forward mode
+  (:func:`refold.sensitivity.jacobians.auto_jacobian`), dense only when
+  dense;
+* :math:`J H^{-1} J^\top` goes through the structure
+  (:func:`refold.sensitivity.inverse_blocks.inverse_sandwich`): for an
+  arrowhead Hessian from its inverse blocks with no right-hand-side solves,
+  otherwise one solve with the columns of :math:`J^\top` (``K``
+  conjugate-gradient runs on the matrix-free path); and
+  :meth:`LinearResponseCovariances.get_lr_covariance_blocks` returns the
+  global block and every group's diagonal block in :math:`O(T m^2 (m + g) +
+  T m g^2 + g^3)`.
+
+:class:`~refold.sensitivity.jacobians.MomentJacobianColouring`,
+:func:`~refold.sensitivity.jacobians.colour_moment_jacobian` and
+:class:`~refold.sensitivity.inverse_blocks.LRCovarianceBlocks` are also
+importable from here.
 
 Differences from vittles 0.173
 ------------------------------
@@ -54,7 +68,9 @@ Differences from vittles 0.173
 * ``hessian_at_opt`` may be dense, scipy.sparse or an arrowhead Hessian and is
   validated (shape, finite, symmetric, positive definite);
 * any solver of :mod:`refold.sensitivity.solvers` via ``solver=`` and
-  ``solver_options=``.
+  ``solver_options=``; the default ``'auto'`` chooses from the detected
+  structure (vittles always formed the dense Hessian and the dense moment
+  Jacobian, one reverse pass per moment).
 """
 from __future__ import annotations
 
@@ -65,28 +81,30 @@ import numpy as np
 import scipy.sparse as sps
 
 from refold.models._lr_checks import (arrowhead_inds, as_moment_jacobian,
-                                      as_opt_par, first_bad, given_hessian,
+                                      as_opt_par, check_factorize,
+                                      check_options, check_spec, check_tol,
                                       hessian_product, in_context)
-from refold.models.lr_blocks import LRCovarianceBlocks, _lr_blocks
-from refold.models.moment_jacobian import (MomentJacobianColouring,
-                                           _coloured_jacobian,
-                                           _dense_jacobian,
-                                           colour_moment_jacobian)
+from refold.models._lr_solver import (COMPUTED, compute_hessian,
+                                      describe_structure, make_solver)
+from refold.sensitivity._checks import user_call
 from refold.sensitivity.arrowhead import ArrowheadHessian
-from refold.sensitivity.colouring import HessianColouring
-from refold.sensitivity.hvp import make_hvp_at
+from refold.sensitivity.inverse_blocks import (LRCovarianceBlocks,
+                                               inverse_sandwich,
+                                               inverse_sandwich_blocks)
+from refold.sensitivity.jacobians import (MomentJacobianColouring,
+                                          _coloured_jacobian, auto_jacobian,
+                                          colour_moment_jacobian)
 from refold.sensitivity.optimum import validate_optimum as _validate_optimum
-from refold.sensitivity.solvers import SOLVER_KINDS, LinearSolver, as_solver
-from refold.sensitivity.sparse_hessian import (SparseBlockHessian,
-                                               sparse_hessian)
+from refold.sensitivity.solvers import SOLVER_KINDS, LinearSolver
+from refold.sensitivity.sparse_hessian import SparseBlockHessian
+from refold.sensitivity.structure import HessianStructure
 
 # MomentJacobianColouring, colour_moment_jacobian and LRCovarianceBlocks live
-# in their own modules; they are re-exported here, their historical home.
+# in refold.sensitivity; they are re-exported here, their historical home.
 __all__ = ["LinearResponseCovariances", "LRCovarianceBlocks",
            "MomentJacobianColouring", "colour_moment_jacobian"]
 
 SolverSpec = Union[None, str, Callable[[np.ndarray], np.ndarray]]
-_COMPUTED = "the Hessian of objective_fun at opt_par_value"
 
 
 # ----------------------------------------------------------------------------
@@ -120,18 +138,35 @@ class LinearResponseCovariances:
         point vittles' check accepts passes; ``None`` means
         :data:`refold.sensitivity.optimum.DEFAULT_OPTIMUM_TOL`).
     solver : str or callable, keyword-only
-        A solver kind of :func:`refold.sensitivity.solvers.get_solver`
-        (``'cholesky'``, ``'dense'``, ``'sparse'``, ``'cg'``, ``'lu'``,
-        ``'arrowhead'``) or a function ``b -> H^{-1} b`` for ``b`` of shape
-        ``(D,)`` or ``(D, k)``.  Without ``hessian_at_opt``, ``'arrowhead'``
-        computes the blocks from ``m + g`` Hessian-vector products
-        (``solver_options`` ``local_inds`` (T, m), optional ``global_inds``,
-        default all other coordinates) and ``'sparse'``/``'cholesky'`` with a
-        ``solver_options['sparsity']`` pattern recovers a sparse Hessian by
-        colouring; other factorising kinds form the dense autograd Hessian.
+        ``'auto'`` (the default when ``factorize_hessian``): the structure is
+        detected from ``objective_fun`` (or read off ``hessian_at_opt``: a
+        scipy.sparse arrowhead pattern, such as ``SparseBlockHessian``'s, is
+        solved by Schur complement) and the solver chosen from it -- see
+        :mod:`refold.sensitivity.structure`; :attr:`structure` and
+        :meth:`describe` record the choice.  Or a solver kind of
+        :func:`refold.sensitivity.solvers.get_solver` (``'cholesky'``,
+        ``'dense'``, ``'sparse'``, ``'cg'``, ``'lu'``, ``'arrowhead'``), which
+        wins over ``'auto'``, or a function ``b -> H^{-1} b`` for ``b`` of
+        shape ``(D,)`` or ``(D, k)``.  Without ``hessian_at_opt``,
+        ``'arrowhead'`` computes the blocks from ``m + g`` Hessian-vector
+        products (``solver_options`` ``local_inds`` (T, m), optional
+        ``global_inds``, default all other coordinates) and
+        ``'sparse'``/``'cholesky'`` with a ``solver_options['sparsity']``
+        pattern recovers a sparse Hessian by colouring; other factorising
+        kinds form the dense autograd Hessian.
     solver_options : dict, keyword-only
         Options of the kind (``on_failure``, ``cg_opts``, ``preconditioner``,
-        ``global_inds``, ``local_inds``, ``sparsity``, ...).
+        ``global_inds``, ``local_inds``, ``sparsity``, ...); ``'auto'`` takes
+        ``on_failure``, ``cg_opts``, ``preconditioner`` and ``structure`` (a
+        :class:`~refold.sensitivity.structure.HessianStructure` to reuse).
+        Without ``solver=``, a ``sparsity`` option keeps its old meaning
+        (the sparse Hessian of that pattern, solved by ``'cholesky'``).
+
+    Attributes
+    ----------
+    structure : HessianStructure or None
+        With ``solver='auto'``: the structure found (pattern, kind, arrowhead
+        split, reason); ``None`` for a solver chosen by the caller.
 
     Raises
     ------
@@ -169,57 +204,16 @@ class LinearResponseCovariances:
             raise TypeError(f"objective_fun must be callable; got "
                             f"{type(objective_fun).__name__}")
         self._obj = objective_fun
-        self._grad_tol = self._check_tol(grad_tol)
-        self._factorize = self._check_factorize(factorize_hessian)
-        self._spec = self._check_spec(solver)
-        self._options = self._check_options(solver_options)
+        self._grad_tol = check_tol(grad_tol)
+        self._factorize = check_factorize(factorize_hessian)
+        self._spec = check_spec(solver, SOLVER_KINDS)
+        self._options = check_options(solver_options)
         self._par = None
-        self._structure = None
+        self._layout = None
+        self.structure: Optional[HessianStructure] = None
+        self._jacobian_how = ""
         self._set_base(opt_par_value, hessian_at_opt, None, validate_optimum,
                        self._grad_tol, None, None, "validate_optimum=False")
-
-    # ------------------------------------------------------------- checks
-    @staticmethod
-    def _check_factorize(value: Any) -> bool:
-        if not isinstance(value, (bool, np.bool_)):
-            raise TypeError(f"factorize_hessian must be True or False; got "
-                            f"{value!r}")
-        return bool(value)
-
-    @staticmethod
-    def _check_tol(tol: Any) -> Optional[float]:
-        if tol is None:
-            return None
-        if isinstance(tol, (bool, np.bool_)) or not isinstance(
-                tol, (int, float, np.integer, np.floating)):
-            raise TypeError(f"grad_tol must be a positive number or None; got "
-                            f"{type(tol).__name__}")
-        if not (np.isfinite(tol) and tol > 0):
-            raise ValueError(f"grad_tol must be a positive finite number or None;"
-                             f" got {tol!r}")
-        return float(tol)
-
-    @staticmethod
-    def _check_spec(solver: Any) -> SolverSpec:
-        if solver is None or callable(solver):
-            return solver
-        if not isinstance(solver, str):
-            raise TypeError(f"solver must be None, a solver kind {SOLVER_KINDS} "
-                            f"or a function b -> H^-1 b; got "
-                            f"{type(solver).__name__}")
-        if solver not in SOLVER_KINDS:
-            raise ValueError(f"solver must be one of {SOLVER_KINDS} or a "
-                             f"function b -> H^-1 b; got {solver!r}")
-        return solver
-
-    @staticmethod
-    def _check_options(options: Any) -> dict:
-        if options is None:
-            return {}
-        if not isinstance(options, Mapping):
-            raise TypeError(f"solver_options must be a dict; got "
-                            f"{type(options).__name__}")
-        return dict(options)
 
     # ------------------------------------------------------------- building
     def _value_and_grad(self, par: np.ndarray) -> np.ndarray:
@@ -233,95 +227,6 @@ class LinearResponseCovariances:
         grad = vjp(np.ones_like(value, dtype=float))
         return np.asarray(grad, dtype=float).reshape(par.shape)
 
-    def _compute_hessian(self, par: np.ndarray, kind: str, options: dict):
-        """The Hessian at ``par`` in the structure the solver will use."""
-        structure = self._structure
-        if kind == "arrowhead" and "local_inds" in options:
-            structure = ("arrowhead",) + arrowhead_inds(
-                options.get("global_inds"), options["local_inds"], par.size)
-        elif "sparsity" in options:
-            structure = ("sparse", options["sparsity"])
-        if structure is not None and structure[0] == "arrowhead":
-            gi, li = structure[1], structure[2]
-            blocks = SparseBlockHessian(self._obj, li).get_arrowhead_blocks(par, gi)
-            return ArrowheadHessian(*blocks, name="hessian")
-        if kind == "arrowhead":
-            raise TypeError("solver='arrowhead' without hessian_at_opt needs "
-                            "solver_options={'local_inds': (T, m) array} (and "
-                            "optionally 'global_inds')")
-        if structure is not None and structure[0] == "sparse":
-            pattern = structure[1]
-            if isinstance(pattern, HessianColouring):
-                return sps.csr_array(sparse_hessian(self._obj, par, None,
-                                                    colouring=pattern))
-            if sps.issparse(pattern) and pattern.dtype != bool:  # a Hessian
-                pattern = (pattern != 0) + (pattern != 0).T
-            return sps.csr_array(sparse_hessian(self._obj, par, pattern))
-        hess = autograd.hessian(self._obj)(par)
-        return np.asarray(hess, dtype=float).reshape(par.size, par.size)
-
-    def _make_solver(self, par, hessian, spec, options, factorize):
-        """Return ``(solver, hessian or None, ArrowheadHessian or None)``."""
-        dim = par.size
-        options = dict(options)
-        if callable(spec):
-            hess = None if hessian is None else given_hessian(hessian, dim, True)
-            arrow = hess if isinstance(hess, ArrowheadHessian) else None
-            return as_solver(spec, dim=dim, **options), hess, arrow
-        kind = spec if spec is not None else ("cholesky" if factorize else "cg")
-        given = hessian is not None
-        name, what = ("hessian_at_opt", "hessian_at_opt") if given else \
-            ("hessian", _COMPUTED)
-        own = {"sparsity"} if kind in ("cholesky", "sparse") else set()
-        if kind == "arrowhead":
-            own = {"global_inds", "local_inds", "on_failure"}
-            extra = sorted(set(options) - own)
-            if extra:
-                raise TypeError(f"solver kind 'arrowhead' does not take "
-                                f"option(s) {extra}; it takes {sorted(own)}")
-        if given:
-            hess = given_hessian(hessian, dim, full_check=kind == "cg")
-        elif kind == "cg":
-            hess = None
-        else:
-            try:
-                hess = self._compute_hessian(par, kind, options)
-            except ValueError as err:
-                raise in_context(err, _COMPUTED) from err
-        try:
-            if kind == "cg":
-                if hess is None:
-                    matvec = make_hvp_at(self._obj, par)
-                else:
-                    matvec = hess.dot if isinstance(hess, ArrowheadHessian) else \
-                        (lambda v, h=hess: h @ v)
-                return as_solver("cg", hvp=matvec, dim=dim, **options), hess, \
-                    (hess if isinstance(hess, ArrowheadHessian) else None)
-            if kind == "arrowhead":
-                arrow = hess
-                if not isinstance(hess, ArrowheadHessian):
-                    if "local_inds" not in options:
-                        raise TypeError("solver='arrowhead' with a matrix "
-                                        "hessian_at_opt needs solver_options="
-                                        "{'local_inds': (T, m) array}")
-                    gi, li = arrowhead_inds(options.get("global_inds"),
-                                            options["local_inds"], dim)
-                    arrow = ArrowheadHessian.from_sparse(hess, gi, li, name=name)
-                solver = arrow.solver(on_failure=options.get("on_failure", "raise"))
-                return solver, hess, (arrow if solver.kind == "arrowhead" else None)
-            opts = {k: v for k, v in options.items() if k not in own}
-            matrix = hess
-            if isinstance(hess, ArrowheadHessian) and kind != "cholesky":
-                matrix = hess.to_sparse()
-            if not isinstance(matrix, ArrowheadHessian):
-                opts.setdefault("name", name)
-            solver = as_solver(kind, hessian=matrix, **opts)
-            arrow = hess if (isinstance(hess, ArrowheadHessian)
-                             and solver.kind == "arrowhead") else None
-            return solver, hess, arrow
-        except ValueError as err:
-            raise in_context(err, what) from err
-
     def _set_base(self, opt_par_value, hessian, factorize, validate, tol,
                   solver, solver_options, opt_out) -> None:
         par = as_opt_par(opt_par_value)
@@ -332,10 +237,10 @@ class LinearResponseCovariances:
             raise TypeError(f"{opt_out.split('=')[0]} must be True or False; got "
                             f"{validate!r}")
         factorize = self._factorize if factorize is None else \
-            self._check_factorize(factorize)
-        spec = self._spec if solver is None else self._check_spec(solver)
+            check_factorize(factorize)
+        spec = self._spec if solver is None else check_spec(solver, SOLVER_KINDS)
         options = self._options if solver_options is None else \
-            self._check_options(solver_options)
+            check_options(solver_options)
         if (solver is None and callable(spec) and self._par is not None
                 and hessian is None):
             raise ValueError("the solver was given as a function, valid only at "
@@ -354,27 +259,25 @@ class LinearResponseCovariances:
             if validate and not np.isfinite(grad).all():
                 _validate_optimum(grad, None, par, tol=tol, name="opt_par_value",
                                   opt_out=opt_out)
-        solver_fun, hess, arrow = self._make_solver(par, hessian, spec, options,
-                                                    factorize)
+        choice = make_solver(self._obj, par, hessian, spec, options, factorize,
+                             self._layout, self.structure)
         if validate:
             def solve(b):
                 try:
-                    return solver_fun(b)
+                    return choice.solver(b)
                 except ValueError as err:
                     raise in_context(err, "the Hessian at opt_par_value") from err
             _validate_optimum(grad, solve, par, tol=tol, name="opt_par_value",
                               opt_out=opt_out, tol_name="grad_tol",
-                              hvp=hessian_product(self._obj, par, hess))
+                              hvp=hessian_product(
+                                  self._obj, par, choice.arrowhead
+                                  if choice.arrowhead is not None
+                                  else choice.hessian))
         # Commit only after everything succeeded.
-        self._par, self._hessian, self._arrowhead = par, hess, arrow
-        self._solver = solver_fun
+        self._par, self._hessian = par, choice.hessian
+        self._arrowhead, self._solver = choice.arrowhead, choice.solver
+        self._layout, self.structure = choice.layout, choice.structure
         self._factorize, self._spec, self._options = factorize, spec, options
-        if isinstance(hess, ArrowheadHessian):
-            self._structure = ("arrowhead", hess.global_inds, hess.local_inds)
-        elif sps.issparse(hess):
-            self._structure = ("sparse", hess)     # its pattern, when needed
-        elif hess is not None:
-            self._structure = None
 
     def set_base_values(self, opt_par_value: Any, hessian_at_opt: Any = None,
                         factorize_hessian: Optional[bool] = None,
@@ -408,7 +311,7 @@ class LinearResponseCovariances:
         ValueError
             As the constructor; the previous base values are kept on error.
         """
-        tol = self._grad_tol if grad_tol is None else self._check_tol(grad_tol)
+        tol = self._grad_tol if grad_tol is None else check_tol(grad_tol)
         self._set_base(opt_par_value, hessian_at_opt, factorize_hessian, validate,
                        tol, solver, solver_options, "validate=False")
 
@@ -426,7 +329,8 @@ class LinearResponseCovariances:
         costing ``D`` Hessian-vector products) and cached.
         """
         if self._hessian is None:
-            self._hessian = self._compute_hessian(self._par, "dense", {})
+            self._hessian = compute_hessian(self._obj, self._par, "dense", {},
+                                            None)
         return self._hessian
 
     def _solve(self, rhs: np.ndarray) -> np.ndarray:
@@ -434,6 +338,36 @@ class LinearResponseCovariances:
             return np.asarray(self._solver(rhs), dtype=float).reshape(rhs.shape)
         except ValueError as err:
             raise in_context(err, "the Hessian at opt_par_value") from err
+
+    def describe(self) -> str:
+        """One line: how the Hessian was formed and solved (and why), and how
+        the last moment Jacobian was computed."""
+        out = (describe_structure(self.structure) if self.structure else
+               f"solver {self._solver.kind!r} (chosen by the caller)")
+        return out + (f"; moments: {self._jacobian_how}"
+                      if self._jacobian_how else "")
+
+    def _jacobian(self, calculate_moments: Callable, colouring: Any,
+                  verify: bool):
+        if not callable(calculate_moments):
+            raise TypeError(f"calculate_moments must be callable; got "
+                            f"{type(calculate_moments).__name__}")
+        par = self._par.copy()
+        user_fun = calculate_moments
+
+        def calculate_moments(p):
+            # A user's exception names calculate_moments and the point.
+            return user_call(user_fun, "calculate_moments",
+                             "at opt_par_value", p)
+        if colouring is not None:
+            col = colour_moment_jacobian(colouring, dim=par.size)
+            self._jacobian_how = (f"sparse Jacobian, given pattern, "
+                                  f"{col.num_colours} colours")
+            return _coloured_jacobian(calculate_moments, par, col, verify)
+        jac, self._jacobian_how = auto_jacobian(
+            calculate_moments, par, name="calculate_moments",
+            at="opt_par_value")
+        return jac
 
     def get_moment_jacobian(self, calculate_moments: Callable, sparse: bool = False,
                             colouring: Any = None, *, verify: bool = True):
@@ -450,12 +384,17 @@ class LinearResponseCovariances:
             The pattern of :math:`J` (anything :func:`colour_moment_jacobian`
             accepts, with ``dim = D``).  Then :math:`J` comes from
             ``num_colours`` forward-mode passes plus one verification probe,
-            however many moments there are.  Without it, the dense Jacobian
-            costs ``min(K, D)`` passes (reverse mode: one per moment; forward
-            mode when ``K > D``: one per coordinate).
+            however many moments there are.  Default: the pattern is
+            detected from ``calculate_moments``
+            (:func:`~refold.sensitivity.jacobians.auto_jacobian`) and used
+            the same way when it is sparse; a dense pattern (or a function
+            the tracer or forward mode cannot follow) gives the dense
+            Jacobian from ``min(K, D)`` passes (reverse mode: one per moment;
+            forward mode when ``K > D``).
         verify : bool, keyword-only
             With ``colouring``, check :math:`J` against one forward pass in a
-            random direction (default ``True``).
+            random direction (default ``True``; a detected pattern is always
+            checked).
 
         Returns
         -------
@@ -468,28 +407,22 @@ class LinearResponseCovariances:
             ``colouring``, the Jacobian is not finite, or (``verify``) a moment
             depends on coordinates outside the pattern.
         """
-        if not callable(calculate_moments):
-            raise TypeError(f"calculate_moments must be callable; got "
-                            f"{type(calculate_moments).__name__}")
         if not isinstance(sparse, (bool, np.bool_)):
             raise TypeError(f"sparse must be True or False; got {sparse!r}")
-        par = self._par.copy()
-        if colouring is not None:
-            col = colour_moment_jacobian(colouring, dim=par.size)
-            jac = _coloured_jacobian(calculate_moments, par, col, verify)
-            return jac if sparse else jac.toarray()
-        jac = _dense_jacobian(calculate_moments, par)
-        if not np.isfinite(jac).all():
-            raise ValueError(f"the Jacobian of calculate_moments is not finite at "
-                             f"opt_par_value; entry {first_bad(jac)}")
-        return sps.csr_array(jac) if sparse else jac
+        jac = self._jacobian(calculate_moments, colouring, verify)
+        if sparse:
+            return sps.csr_array(jac)
+        return jac.toarray() if sps.issparse(jac) else jac
 
     def get_lr_covariance_from_jacobians(self, moment_jacobian1: Any,
                                          moment_jacobian2: Any) -> np.ndarray:
         r"""LR covariance :math:`J_1 H^{-1} J_2^\top` of two sets of moments.
 
-        One solve with the columns of :math:`J^\top` of whichever Jacobian has
-        fewer rows; :math:`H^{-1}` is never formed.
+        :math:`H^{-1}` is never formed: for an arrowhead Hessian the product
+        comes from its inverse blocks (no right-hand-side solves, sparse
+        Jacobians kept sparse); otherwise one solve with the columns of
+        :math:`J^\top` of whichever Jacobian has fewer rows
+        (:func:`~refold.sensitivity.inverse_blocks.inverse_sandwich`).
 
         Parameters
         ----------
@@ -507,12 +440,12 @@ class LinearResponseCovariances:
         same = moment_jacobian2 is moment_jacobian1
         j2 = j1 if same else as_moment_jacobian(moment_jacobian2,
                                                 "moment_jacobian2", dim)
-        if j1.shape[0] < j2.shape[0]:
-            rhs = j1.T.toarray() if sps.issparse(j1) else j1.T
-            return np.asarray(j2 @ self._solve(np.ascontiguousarray(rhs))).T.copy()
-        rhs = j2.T.toarray() if sps.issparse(j2) else j2.T
-        cov = np.asarray(j1 @ self._solve(np.ascontiguousarray(rhs)))
-        return 0.5 * (cov + cov.T) if same else cov
+        if self._arrowhead is not None:
+            try:
+                return inverse_sandwich(j1, j2, arrowhead=self._arrowhead)
+            except ValueError as err:
+                raise in_context(err, "the Hessian at opt_par_value") from err
+        return inverse_sandwich(j1, j2, solver=self._solve)
 
     def get_lr_covariance(self, calculate_moments: Callable, *,
                           colouring: Any = None) -> np.ndarray:
@@ -523,10 +456,9 @@ class LinearResponseCovariances:
         calculate_moments : callable
             As in :meth:`get_moment_jacobian`.
         colouring : optional, keyword-only
-            As in :meth:`get_moment_jacobian`.
+            As in :meth:`get_moment_jacobian` (default: detected).
         """
-        jac = self.get_moment_jacobian(calculate_moments, sparse=colouring
-                                       is not None, colouring=colouring)
+        jac = self._jacobian(calculate_moments, colouring, True)
         return self.get_lr_covariance_from_jacobians(jac, jac)
 
     def _arrowhead_for(self, global_inds: Any, local_inds: Any) -> ArrowheadHessian:
@@ -558,7 +490,7 @@ class LinearResponseCovariances:
                 arrow = ArrowheadHessian.from_sparse(hess, gi, li,
                                                      name="hessian_at_opt")
         except ValueError as err:
-            raise in_context(err, _COMPUTED) from err
+            raise in_context(err, COMPUTED) from err
         self._arrowhead = arrow
         return arrow
 
@@ -612,7 +544,7 @@ class LinearResponseCovariances:
                                      self._par.size)
             jac = sps.csr_array(jac)
         try:
-            return _lr_blocks(arrow, jac, "moment_jacobian")
+            return inverse_sandwich_blocks(arrow, jac, "moment_jacobian")
         except ValueError as err:
             if str(err).startswith("moment_jacobian"):
                 raise

@@ -1,0 +1,270 @@
+r"""Sandwiches :math:`J_1 H^{-1} J_2^\top` through the Hessian's structure.
+
+Linear-response covariances, sensitivities of many quantities of interest
+and delta-method covariances all have the form :math:`J_1 H^{-1}
+J_2^\top` with ``K`` rows of :math:`J` (often sparse) and a structured
+Hessian :math:`H`.  :math:`H^{-1}` is never formed.
+
+:func:`inverse_sandwich` computes the whole ``(K_1, K_2)`` matrix:
+
+* for a global/local (arrowhead) Hessian
+  (:class:`~refold.sensitivity.arrowhead.ArrowheadHessian`; ``g`` globals,
+  ``T`` groups of ``m`` locals), from the exact splitting
+
+  .. math::
+
+      H^{-1} = P + W S^{-1} W^\top, \qquad
+      P = \mathrm{blockdiag}(0_g, L_1^{-1}, \dots, L_T^{-1}), \quad
+      W = \begin{pmatrix} I_g \\ -L^{-1} C^\top \end{pmatrix},
+
+  with :math:`S` the Schur complement on the globals: :math:`J_1 P
+  J_2^\top` is a sparse product when the Jacobians are sparse, and
+  :math:`(J_1 W) S^{-1} (J_2 W)^\top` has rank ``g``; no right-hand side
+  is solved, so thousands of moments cost about as much as the output;
+* otherwise with one solve with the columns of :math:`J^\top` of whichever
+  Jacobian has fewer rows (one factorisation; ``K`` conjugate-gradient runs
+  on the matrix-free path).
+
+:func:`inverse_sandwich_blocks` returns only the blocks that pair moments of
+the globals, or of one group, from the blocks :math:`(H^{-1})_{gg}`,
+:math:`(H^{-1})_{gt}` and :math:`(H^{-1})_{tt}`, in
+:math:`O(T m^2 (m + g) + T m g^2 + g^3)`, as :class:`LRCovarianceBlocks`
+(used by
+:meth:`refold.models.lr_covariance.LinearResponseCovariances.get_lr_covariance_blocks`;
+its old home ``refold.models.lr_blocks`` still exports it).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Optional
+
+import numpy as np
+import scipy.sparse as sps
+
+from refold.sensitivity.arrowhead import ArrowheadHessian, _forward
+
+__all__ = ["LRCovarianceBlocks", "inverse_sandwich", "inverse_sandwich_blocks"]
+
+
+class LRCovarianceBlocks(NamedTuple):
+    r"""Blocks of an LR covariance under global/local (arrowhead) structure.
+
+    Attributes
+    ----------
+    global_cov : ndarray, shape (p, p)
+        LR covariance of the moments that depend on globals only.
+    local_covs : ndarray, shape (T, r, r)
+        ``local_covs[t]``: LR covariance of group ``t``'s moments (those that
+        depend on group ``t``'s locals, and possibly the globals).
+    cross_covs : ndarray, shape (T, p, r)
+        ``cross_covs[t]``: LR covariance of the global moments with group
+        ``t``'s moments.
+    global_moments : ndarray of int, shape (p,)
+        The rows of the moment Jacobian (for identity moments: the
+        coordinates of ``opt_par``) of the global moments.
+    local_moments : ndarray of int, shape (T, r)
+        Row ``t`` holds group ``t``'s moment rows (coordinates).
+    """
+    global_cov: np.ndarray
+    local_covs: np.ndarray
+    cross_covs: np.ndarray
+    global_moments: np.ndarray
+    local_moments: np.ndarray
+
+
+def _split_rows(jac: sps.csr_array, gi: np.ndarray, li: np.ndarray, name: str):
+    """Classify the moment rows by group; gather their stacked blocks."""
+    num, dim = jac.shape
+    g, (T, m) = gi.size, li.shape
+    coo = jac.tocoo()
+    keep = coo.data != 0
+    row, col, val = coo.row[keep], coo.col[keep], coo.data[keep]
+    group = np.full(dim, -1)
+    group[li] = np.arange(T)[:, None]
+    slot = np.zeros(dim, dtype=np.intp)
+    slot[li] = np.arange(m)[None, :]
+    gpos = np.zeros(dim, dtype=np.intp)
+    gpos[gi] = np.arange(g)
+    grp = group[col]
+    loc = grp >= 0
+    gmax = np.full(num, -1)
+    gmin = np.full(num, T)
+    np.maximum.at(gmax, row[loc], grp[loc])
+    np.minimum.at(gmin, row[loc], grp[loc])
+    bad = (gmax >= 0) & (gmin != gmax)
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{name} row {k} depends on the locals of groups "
+                         f"{gmin[k]} and {gmax[k]}; blocks of the LR covariance "
+                         f"need each moment to depend on the globals and at "
+                         f"most one group (use get_lr_covariance_from_jacobians "
+                         f"for such moments)")
+    global_rows = np.flatnonzero(gmax < 0)
+    counts = np.bincount(gmax[gmax >= 0], minlength=T)
+    if T and (counts != counts[0]).any():
+        t = int(np.flatnonzero(counts != counts[0])[0])
+        raise ValueError(f"{name} must give every group the same number of "
+                         f"moments; group 0 has {counts[0]} and group {t} has "
+                         f"{counts[t]}")
+    r = int(counts[0]) if T else 0
+    local_rows = np.flatnonzero(gmax >= 0)
+    local_rows = local_rows[np.argsort(gmax[local_rows], kind="stable")]
+    local_moments = local_rows.reshape(T, r)
+    p = global_rows.size
+    pslot = np.zeros(num, dtype=np.intp)
+    pslot[global_rows] = np.arange(p)
+    rslot = np.zeros(num, dtype=np.intp)
+    rslot[local_moments] = np.arange(r)[None, :]
+
+    def scatter(mask, lin, size):
+        return np.bincount(lin[mask], weights=val[mask], minlength=size)
+    is_global_row = gmax[row] < 0
+    jg = scatter(is_global_row, pslot[row] * g + gpos[col], p * g).reshape(p, g)
+    trow, irow = gmax[row], rslot[row]
+    a = scatter(~is_global_row & loc, (trow * r + irow) * m + slot[col],
+                T * r * m).reshape(T, r, m)
+    b = scatter(~is_global_row & ~loc, (trow * r + irow) * g + gpos[col],
+                T * r * g).reshape(T, r, g)
+    return jg, a, b, global_rows, local_moments
+
+
+def inverse_sandwich_blocks(arrow: ArrowheadHessian, jac: Any = None,
+                            name: str = "moment_jacobian"
+                            ) -> LRCovarianceBlocks:
+    r"""Global and per-group blocks of :math:`J H^{-1} J^\top`.
+
+    Parameters
+    ----------
+    arrow : ArrowheadHessian
+        :math:`H`.
+    jac : scipy.sparse matrix, shape (K, D), optional
+        A row whose nonzeros are all global is a *global moment*; a row
+        touching group ``t``'s locals (and possibly the globals) is a moment
+        of group ``t``; every group must have the same number ``r`` of
+        moments.  Default: the identity (the blocks of :math:`H^{-1}`).
+    name : str
+        How ``jac`` is named in error messages.
+
+    Returns
+    -------
+    LRCovarianceBlocks
+
+    Raises
+    ------
+    ValueError
+        A row depending on the locals of two groups, groups with different
+        numbers of moments, or an :math:`H` that is not positive definite.
+    """
+    hgg = arrow.inverse_global_block()            # (g, g)
+    hgt = arrow.inverse_cross_blocks()            # (T, g, m) = (H^-1)_{g,t}
+    htt = arrow.inverse_local_blocks()            # (T, m, m)
+    gi, li = arrow.global_inds, arrow.local_inds
+    if jac is None:
+        return LRCovarianceBlocks(hgg, htt, hgt, gi, li)
+    jac = sps.csr_array(jac)
+    jg, a, b, global_rows, local_moments = _split_rows(jac, gi, li, name)
+    # x[t] = A_t (H^-1)_tt + B_t (H^-1)_gt,  y[t] = A_t (H^-1)_tg + B_t (H^-1)_gg
+    T, r, g = b.shape
+    x = a @ htt + b @ hgt
+    y = a @ hgt.transpose(0, 2, 1) + (b.reshape(T * r, g) @ hgg).reshape(T, r, g)
+    local = x @ a.transpose(0, 2, 1) + y @ b.transpose(0, 2, 1)
+    local = 0.5 * (local + local.transpose(0, 2, 1))
+    glob = jg @ hgg @ jg.T
+    cross = (y.reshape(T * r, g) @ jg.T).reshape(T, r, jg.shape[0]).transpose(
+        0, 2, 1)
+    return LRCovarianceBlocks(0.5 * (glob + glob.T), local, cross, global_rows,
+                              local_moments)
+
+
+def _arrowhead_sandwich(arrow: ArrowheadHessian, j1, j2, same: bool
+                        ) -> np.ndarray:
+    """``J1 H^-1 J2^T`` from ``H^-1 = P + W S^-1 W^T`` (no solves)."""
+    fac = arrow._factor()
+    gi, li = arrow.global_inds, arrow.local_inds
+    (T, m), g, dim = li.shape, gi.size, arrow.dim
+    kinv = _forward(fac["K"], np.broadcast_to(np.eye(m), (T, m, m)))
+    linv = np.einsum("tki,tkj->tij", kinv, kinv)               # L_t^-1
+    rows = np.broadcast_to(li[:, :, None], (T, m, m)).ravel()
+    cols = np.broadcast_to(li[:, None, :], (T, m, m)).ravel()
+    p_mat = sps.csr_array((linv.ravel(), (rows, cols)), shape=(dim, dim))
+    w_mat = np.zeros((dim, g))
+    w_mat[gi] = np.eye(g)
+    if T * m and g:
+        w_mat[li.ravel()] = -arrow._V().reshape(T * m, g)      # -L^-1 C^T
+    a1 = np.asarray(j1 @ w_mat)
+    if g and same:                  # Z Z^T: numpy's syrk, exactly symmetric
+        z = a1 @ np.linalg.cholesky(arrow.inverse_global_block())
+        out = z @ z.T
+    elif g:
+        out = (a1 @ arrow.inverse_global_block()) @ np.asarray(j2 @ w_mat).T
+    else:
+        out = np.zeros((j1.shape[0], j2.shape[0]))
+    local = j1 @ p_mat @ j2.T
+    if sps.issparse(local):
+        local = sps.coo_array(local)
+        if same:
+            local = sps.coo_array(0.5 * (local + local.T))
+        local.sum_duplicates()
+        out[local.row, local.col] += local.data
+    else:
+        local = np.asarray(local)
+        out += 0.5 * (local + local.T) if same else local
+    return out
+
+
+def inverse_sandwich(jac1: Any, jac2: Any = None, *,
+                     arrowhead: Optional[ArrowheadHessian] = None,
+                     solver: Optional[Callable] = None) -> np.ndarray:
+    r""":math:`J_1 H^{-1} J_2^\top` without forming :math:`H^{-1}`.
+
+    Parameters
+    ----------
+    jac1 : ndarray or scipy.sparse, shape (K_1, D)
+    jac2 : ndarray or scipy.sparse, shape (K_2, D), optional
+        Default (or the same object): ``jac1``; the result is then exactly
+        symmetric.
+    arrowhead : ArrowheadHessian, keyword-only
+        :math:`H` in global/local form: the splitting of the module notes,
+        with no right-hand-side solves.
+    solver : callable, keyword-only
+        Otherwise a function ``B -> H^{-1} B`` for ``B`` of shape
+        ``(D, k)`` (e.g. a :class:`~refold.sensitivity.solvers.LinearSolver`).
+
+    Returns
+    -------
+    ndarray, shape (K_1, K_2)
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sps
+    >>> from refold.sensitivity.arrowhead import ArrowheadHessian
+    >>> rng = np.random.default_rng(0)
+    >>> G, C = 50 * np.eye(2), rng.normal(size=(40, 2, 3))
+    >>> L = np.tile(4 * np.eye(3), (40, 1, 1))
+    >>> arrow = ArrowheadHessian(G, C, L, global_inds=[0, 1],
+    ...                          local_inds=np.arange(2, 122).reshape(40, 3))
+    >>> jac = sps.random(30, 122, density=0.05, random_state=1)
+    >>> dense = jac.toarray() @ np.linalg.solve(arrow.to_sparse().toarray(),
+    ...                                         jac.toarray().T)
+    >>> np.allclose(inverse_sandwich(jac, arrowhead=arrow), dense)
+    True
+    """
+    same = jac2 is None or jac2 is jac1
+    j1 = jac1
+    j2 = j1 if same else jac2
+    if (arrowhead is None) == (solver is None):
+        raise TypeError("inverse_sandwich needs exactly one of arrowhead= "
+                        "and solver=")
+    if arrowhead is not None:
+        return _arrowhead_sandwich(arrowhead, sps.csr_array(j1) if
+                                   sps.issparse(j1) else j1,
+                                   sps.csr_array(j2) if sps.issparse(j2)
+                                   else j2, same)
+    if j1.shape[0] < j2.shape[0]:
+        rhs = j1.T.toarray() if sps.issparse(j1) else j1.T
+        out = np.asarray(j2 @ np.asarray(
+            solver(np.ascontiguousarray(rhs))).reshape(rhs.shape)).T.copy()
+    else:
+        rhs = j2.T.toarray() if sps.issparse(j2) else j2.T
+        out = np.asarray(j1 @ np.asarray(
+            solver(np.ascontiguousarray(rhs))).reshape(rhs.shape))
+    return 0.5 * (out + out.T) if same else out
