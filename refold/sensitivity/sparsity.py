@@ -141,8 +141,8 @@ def jacobian_sparsity(fun: Callable, x: Any, *args: Any) -> sp.csr_matrix:
     >>> import autograd.numpy as np
     >>> f = lambda x: np.cumsum(x[::-1])[:2] ** 2
     >>> jacobian_sparsity(f, np.ones(3)).toarray().astype(int)
-    array([[1, 1, 1],
-           [1, 1, 1]])
+    array([[0, 0, 1],
+           [0, 1, 1]])
     """
     _check_fun(fun)
     x = _as_point(x)
