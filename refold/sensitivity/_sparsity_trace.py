@@ -287,6 +287,13 @@ class TraceContext:
         if (first_l[inverse] != left).nnz or (first_r[inverse] != right).nnz:
             first_l, first_r = left, right  # pragma: no cover - collision
         total = (first_l.T.tocsr() @ first_r).tocsr()
+        dim = self.dim
+        # A sparse product stores each entry once: all of them set means a
+        # dense pattern, returned without sorting D * D indices.
+        if total.nnz == dim * dim:
+            return sp.csr_matrix(
+                (np.ones(dim * dim), np.tile(np.arange(dim), dim),
+                 np.arange(0, dim * dim + 1, dim)), shape=(dim, dim))
         return _ones(total + total.T)
 
     def warn_failed(self, name: str, err: Exception) -> None:

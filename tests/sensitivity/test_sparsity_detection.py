@@ -408,7 +408,7 @@ def test_control_flow_pattern_is_right_at_the_base_point():
     hess = sparse_hessian(_branchy, here)
     onp.testing.assert_allclose(hess.toarray(),
                                 autograd.hessian(_branchy)(here))
-    with pytest.raises(ValueError, match=r"coordinate|index|\(2, 3\)|3"):
+    with pytest.raises(ValueError, match=r"coordinate [23]\b"):
         sparse_hessian(_branchy, there, hessian_sparsity(_branchy, here))
 
 
