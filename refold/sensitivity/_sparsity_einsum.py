@@ -34,7 +34,8 @@ import scipy.sparse as sp
 from refold.sensitivity._sparsity_trace import (
     Dep, Fallback, _ones, make_dep, pair_union, reduce_dep)
 
-__all__ = ["contraction_rule", "batched_linalg_rule", "solve_rule"]
+__all__ = ["adjoint_rule", "batched_linalg_rule", "contract",
+           "contraction_rule", "norm_rule", "solve_rule"]
 
 #: Enumerated (nonzero, free index) pairs above which a constant operand's
 #: zeros are ignored (the result is then a superset, never wrong).
@@ -240,9 +241,8 @@ def _enumerate_incidence(ctx, dep: Dep, t_labels, nonzero: np.ndarray,
 # ----------------------------------------------------------------------
 # The contraction rule
 # ----------------------------------------------------------------------
-def _operands(name, args, kwargs, argnums, deps):
-    """Labelled operands (labels, Dep or constant array), broadcast to
-    common label lengths, and (output labels, label lengths)."""
+def _label_operands(name, args, kwargs, argnums, deps):
+    """(labels, Dep or constant array) per operand, and the output labels."""
     vals = list(args)
     if "axes" in kwargs:
         vals = vals[:2] + [kwargs["axes"]]
@@ -254,18 +254,27 @@ def _operands(name, args, kwargs, argnums, deps):
     shapes = [deps[argnums.index(k)].index.shape if k in argnums
               else np.shape(val) for k, val in enumerate(vals)]
     positions, labels, out = contraction_labels(name, vals, shapes)
-    operands = []
-    for pos, lab in zip(positions, labels):
-        if pos in argnums:
-            dep = deps[argnums.index(pos)]
-            lab, index = _undiagonal(lab, dep.index)
-            operands.append((lab, Dep(dep.rows, index)))
-        else:
-            lab, val = _undiagonal(lab, np.asarray(vals[pos]))
-            operands.append((lab, val))
-    sizes: Dict[str, set] = {}
+    operands = [(lab, deps[argnums.index(pos)] if pos in argnums
+                 else np.asarray(vals[pos]))
+                for pos, lab in zip(positions, labels)]
+    return operands, out
+
+
+def _prepare(operands):
+    """Diagonals taken, operands broadcast to common label lengths;
+    returns (operands, label lengths)."""
+    undiag = []
     for lab, item in operands:
+        if isinstance(item, Dep):
+            lab, index = _undiagonal(lab, item.index)
+            undiag.append((lab, Dep(item.rows, index)))
+        else:
+            undiag.append(_undiagonal(lab, item))
+    sizes: Dict[str, set] = {}
+    for lab, item in undiag:
         shape = item.index.shape if isinstance(item, Dep) else item.shape
+        if len(shape) != len(lab):
+            raise Fallback
         for c, n in zip(lab, shape):
             sizes.setdefault(c, set()).add(int(n))
     dims = {}
@@ -275,14 +284,52 @@ def _operands(name, args, kwargs, argnums, deps):
             raise Fallback
         dims[c] = big.pop() if big else 1
     full = []
-    for lab, item in operands:
+    for lab, item in undiag:
         target = tuple(dims[c] for c in lab)
         if isinstance(item, Dep):
             full.append((lab, Dep(item.rows,
                                   np.broadcast_to(item.index, target))))
         else:
             full.append((lab, np.broadcast_to(item, target)))
-    return full, out, dims
+    return full, dims
+
+
+def contract(ctx, ans, operands, out) -> Dep:
+    """The output dep of ``einsum`` over labelled operands (labels, Dep or
+    constant array) to the output labels ``out``."""
+    operands, dims = _prepare(operands)
+    if any(c not in dims for c in out):
+        raise Fallback
+    out_shape = tuple(dims[c] for c in out)
+    if out_shape != np.shape(ans):
+        raise Fallback
+    traced = [(lab, item) for lab, item in operands
+              if isinstance(item, Dep)]
+    consts = [(lab, item) for lab, item in operands
+              if not isinstance(item, Dep)]
+    if len(traced) == 1:
+        t_lab, dep = traced[0]
+        combined = None
+        if consts:
+            combined = _combine_constants(consts, set(t_lab) | set(out),
+                                          dims)
+        if combined is not None and not combined[1].all():
+            got = _enumerate_incidence(ctx, dep, t_lab, combined[1],
+                                       combined[0], out, dims, out_shape)
+            if got is not None:
+                return got
+    per_operand = []
+    for lab, dep in traced:
+        red, kept = reduce_to_labels(ctx, dep, lab, out)
+        per_operand.append(to_output(red, kept, out, dims))
+    result = per_operand[0]
+    for other in per_operand[1:]:
+        result = pair_union(ctx, result.rows, result.index, other.rows,
+                            other.index, out_shape)[0]
+    for i in range(len(traced)):
+        for j in range(i + 1, len(traced)):
+            _cross_pairs(ctx, traced[i], traced[j])
+    return result
 
 
 def contraction_rule(name: str):
@@ -292,38 +339,36 @@ def contraction_rule(name: str):
         if any(not isinstance(dep, Dep) for dep in deps) or set(
                 kwargs) - {"axes", "optimize"}:
             raise Fallback
-        operands, out, dims = _operands(name, args, kwargs, list(argnums),
+        operands, out = _label_operands(name, args, kwargs, list(argnums),
                                         deps)
-        out_shape = tuple(dims[c] for c in out)
-        if out_shape != np.shape(ans):
+        return contract(ctx, ans, operands, out)
+    return rule
+
+
+def adjoint_rule(name: str, which: int):
+    """autograd's ``dot_adjoint_0/1`` and ``tensordot_adjoint_0/1`` (met
+    when a traced function differentiates itself): the adjoint of operand
+    ``which`` of ``dot(A, B)`` / ``tensordot(A, B, axes)``, an einsum of
+    the other operand and the output's cotangent ``G``."""
+    def rule(ctx, fun, ans, args, kwargs, argnums, deps):
+        if any(not isinstance(dep, Dep) for dep in deps) or kwargs:
             raise Fallback
-        traced = [(lab, item) for lab, item in operands
-                  if isinstance(item, Dep)]
-        consts = [(lab, item) for lab, item in operands
-                  if not isinstance(item, Dep)]
-        if len(traced) == 1:
-            t_lab, dep = traced[0]
-            combined = None
-            if consts:
-                combined = _combine_constants(consts, set(t_lab) | set(out),
-                                              dims)
-            if combined is not None and not combined[1].all():
-                got = _enumerate_incidence(ctx, dep, t_lab, combined[1],
-                                           combined[0], out, dims, out_shape)
-                if got is not None:
-                    return got
-        per_operand = []
-        for lab, dep in traced:
-            red, kept = reduce_to_labels(ctx, dep, lab, out)
-            per_operand.append(to_output(red, kept, out, dims))
-        result = per_operand[0]
-        for other in per_operand[1:]:
-            result = pair_union(ctx, result.rows, result.index, other.rows,
-                                other.index, out_shape)[0]
-        for i in range(len(traced)):
-            for j in range(i + 1, len(traced)):
-                _cross_pairs(ctx, traced[i], traced[j])
-        return result
+        other, grad = args[0], args[1]
+        if name == "dot":
+            shapes = [tuple(args[2][0]), tuple(args[3][0])]
+            extra: tuple = ()
+        else:
+            shapes = [np.shape(ans), np.shape(other)] if which == 0 else \
+                [np.shape(other), np.shape(ans)]
+            extra = (args[2],)
+        if min(len(shapes[0]), len(shapes[1])) == 0:
+            raise Fallback
+        _, labels, out = contraction_labels(name, (None, None) + extra,
+                                            shapes)
+        items = [deps[argnums.index(k)] if k in argnums else
+                 np.asarray(args[k]) for k in (0, 1)]
+        operands = [(labels[1 - which], items[0]), (out, items[1])]
+        return contract(ctx, ans, operands, labels[which])
     return rule
 
 

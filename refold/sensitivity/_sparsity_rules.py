@@ -36,7 +36,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from refold.sensitivity._sparsity_einsum import (
-    batched_linalg_rule, contraction_rule, norm_rule, solve_rule)
+    adjoint_rule, batched_linalg_rule, contraction_rule, norm_rule,
+    solve_rule)
 from refold.sensitivity._sparsity_trace import (
     Dep, Fallback, _ones, aggregate, broadcast_dep, constant_dep, make_dep,
     pair_union, reduce_dep, reduction_groups)
@@ -377,6 +378,11 @@ def _linear_map(matrix) -> Callable:
     mask = coo.data != 0
     rows_a, cols_a = coo.row[mask], coo.col[mask]
     n_out, n_in = coo.shape
+    # At most one nonzero per row (a gather, e.g. u[group]): a selection.
+    source = None
+    if np.bincount(rows_a, minlength=n_out).max(initial=0) <= 1:
+        source = np.full(n_out, -1, dtype=np.int64)
+        source[rows_a] = cols_a
 
     def rule(ctx, fun, ans, args, kwargs, argnums, deps):
         dep = deps[0]
@@ -384,6 +390,12 @@ def _linear_map(matrix) -> Callable:
                 dep.index.shape[:1] != (n_in,):
             raise Fallback
         rest = int(np.prod(dep.index.shape[1:], dtype=np.int64))
+        if source is not None:
+            index = dep.index.reshape(n_in, rest)[np.maximum(source, 0)]
+            index[source < 0] = 0
+            if index.size != int(np.size(ans)):
+                raise Fallback
+            return Dep(dep.rows, index.reshape(np.shape(ans)))
         cols = np.arange(rest)
         o_flat = (rows_a[:, None] * rest + cols).ravel()
         i_flat = (cols_a[:, None] * rest + cols).ravel()
@@ -395,6 +407,34 @@ def _linear_map(matrix) -> Callable:
         return make_dep(_ones(incidence @ dep.rows), np.arange(n_out * rest),
                         np.shape(ans), ctx)
     return rule
+
+
+def _untake(ctx, fun, ans, args, kwargs, argnums, deps):
+    """autograd's ``untake(x, idx, vs)``: ``x`` scattered (and summed) into
+    zeros of ``vs``'s shape at ``idx`` (the adjoint of indexing)."""
+    if argnums != (0,) or not isinstance(deps[0], Dep):
+        raise Fallback
+    shape = tuple(args[2].shape)
+    idx = args[1]
+    if isinstance(idx, list) and (len(idx) == 0 or not isinstance(
+            idx[0], slice)):
+        idx = np.array(idx, dtype=np.int64)
+    size = int(np.prod(shape, dtype=np.int64))
+    target = np.broadcast_to(np.arange(size).reshape(shape)[idx],
+                             deps[0].index.shape)
+    return aggregate(deps[0], target, size, shape, ctx)
+
+
+def _vspace_add(ctx, fun, ans, args, kwargs, argnums, deps):
+    """``VSpace.add/mut_add(vs, x, y)`` and ``sparse_add(vs, prev, new)``:
+    a sum of cotangents."""
+    if any(not isinstance(dep, Dep) for dep in deps):
+        raise Fallback
+    shape = np.shape(ans)
+    if len(deps) == 1:
+        return Dep(deps[0].rows, np.broadcast_to(deps[0].index, shape))
+    return pair_union(ctx, deps[0].rows, deps[0].index, deps[1].rows,
+                      deps[1].index, shape)[0]
 
 
 def _product_or(rule_2d):
@@ -498,6 +538,9 @@ _NAMED: Dict[str, Callable] = {
 def _rule_by_name(raw: Any) -> Optional[Callable]:
     name = getattr(raw, "__name__", "")
     module = getattr(raw, "__module__", "") or ""
+    if module.startswith("autograd.") and getattr(
+            raw, "__qualname__", "") in _QUALNAMED:
+        return _QUALNAMED[raw.__qualname__]
     if isinstance(raw, np.ufunc):
         if name == "matmul":
             return _product_or(contraction_rule("matmul"))
@@ -539,6 +582,15 @@ def _identity_or_selection(ctx, fun, ans, args, kwargs, argnums, deps):
     except Fallback:
         return _SELECT_ANY(ctx, fun, ans, args, kwargs, argnums, deps)
 
+
+#: autograd's own primitives, met when a traced function calls ``grad``.
+_QUALNAMED: Dict[str, Callable] = {
+    "dot_adjoint_0": adjoint_rule("dot", 0),
+    "dot_adjoint_1": adjoint_rule("dot", 1),
+    "tensordot_adjoint_0": adjoint_rule("tensordot", 0),
+    "tensordot_adjoint_1": adjoint_rule("tensordot", 1),
+    "untake": _untake, "VSpace.add": _vspace_add,
+    "VSpace.mut_add": _vspace_add, "sparse_add": _vspace_add}
 
 _BY_RAW: Dict[Any, Optional[Callable]] = {}
 

@@ -520,3 +520,24 @@ def test_dense_constant_skips_enumeration_and_stays_exact():
     sparse_design = onp.kron(onp.eye(2), onp.ones((3, 2)))
     detected = hessian_sparsity(fun, onp.ones(4), sparse_design).toarray()
     assert (detected == onp.kron(onp.eye(2), onp.ones((2, 2)))).all()
+
+
+@pytest.mark.parametrize("fun", [
+    _pentadiagonal,
+    lambda x: np.sum(np.tensordot(x.reshape(2, 3), onp.eye(3), 1) ** 3)
+    + x[0] * x[5],
+    lambda x: np.sum(np.dot(x[:4].reshape(2, 2), x[2:].reshape(2, 2)) ** 2),
+    lambda x: np.sum(x[[0, 0, 2]] ** 3) + np.sum(np.dot(
+        x[:2], onp.ones((2, 3))) ** 2) + np.sum(x[3:] ** 2),
+])
+def test_jacobian_of_a_gradient_is_the_hessian_pattern(fun):
+    # The traced function differentiates itself: autograd's adjoint
+    # primitives (dot/tensordot adjoints, untake, cotangent sums) have rules.
+    dim = 10 if fun is _pentadiagonal else 6
+    x = onp.random.default_rng(9).standard_normal(dim)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SparsityWarning)
+        of_gradient = jacobian_sparsity(autograd.grad(fun), x)
+    assert (of_gradient != hessian_sparsity(fun, x)).nnz == 0
+    truth = _truth(autograd.hessian(fun)(x))
+    assert not (truth & ~of_gradient.toarray()).any()
