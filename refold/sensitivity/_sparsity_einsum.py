@@ -313,7 +313,11 @@ def contract(ctx, ans, operands, out) -> Dep:
         if consts:
             combined = _combine_constants(consts, set(t_lab) | set(out),
                                           dims)
-        if combined is not None and not combined[1].all():
+        if combined is not None and not combined[0] and \
+                not combined[1].any():   # a zero scalar constant
+            return Dep(dep.rows, np.zeros(out_shape, dtype=np.int64))
+        if combined is not None and combined[0] and \
+                not combined[1].all():
             got = _enumerate_incidence(ctx, dep, t_lab, combined[1],
                                        combined[0], out, dims, out_shape)
             if got is not None:

@@ -541,3 +541,16 @@ def test_jacobian_of_a_gradient_is_the_hessian_pattern(fun):
     assert (of_gradient != hessian_sparsity(fun, x)).nnz == 0
     truth = _truth(autograd.hessian(fun)(x))
     assert not (truth & ~of_gradient.toarray()).any()
+
+
+def test_contraction_with_scalar_and_zero_constants():
+    zero = jacobian_sparsity(lambda x: np.einsum("i,->i", x, 0.0),
+                             onp.ones(3))
+    assert zero.nnz == 0
+    masked = jacobian_sparsity(
+        lambda x: np.einsum("i,,j->ij", x, 2.0, onp.array([0.0, 1.0])),
+        onp.ones(3)).toarray()
+    assert (masked == onp.kron(onp.eye(3), [[0], [1]]).astype(bool)).all()
+    jac = autograd.jacobian(lambda x: np.einsum(
+        "i,,j->ij", x, 2.0, onp.array([0.0, 1.0])))(onp.ones(3))
+    assert (_truth(jac.reshape(6, 3)) == masked).all()
