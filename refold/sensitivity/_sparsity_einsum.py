@@ -11,8 +11,10 @@ exactly:
   operands' zeros are used: their nonzero pattern is contracted into one
   boolean array and every output element depends exactly on the traced
   elements it meets through a nonzero (a one-hot design ``Z @ u`` stays
-  sparse).  A constant without zeros needs no enumeration: each output
-  element depends on the union over the contracted labels.
+  sparse).  A constant that is mostly nonzero (more than half) is taken as
+  dense -- each output element then depends on the union over the
+  contracted labels, exact for a constant without zeros -- and so is one
+  too large to enumerate.
 * **several traced operands** -- multilinear: each output element depends on
   the union over the contracted labels of every operand, and each pair of
   operands couples the elements that share the values of their common labels
@@ -40,6 +42,9 @@ __all__ = ["adjoint_rule", "batched_linalg_rule", "contract",
 #: Enumerated (nonzero, free index) pairs above which a constant operand's
 #: zeros are ignored (the result is then a superset, never wrong).
 MAX_ENUMERATION = 4_000_000
+#: Constants with a larger fraction of nonzeros are taken as dense (their
+#: few zeros would cost more to enumerate than they save).
+MAX_ENUMERATED_DENSITY = 0.5
 #: Size of a combined constant above which constants are taken dense.
 MAX_CONSTANT_COMBINATION = 10_000_000
 
@@ -317,7 +322,7 @@ def contract(ctx, ans, operands, out) -> Dep:
                 not combined[1].any():   # a zero scalar constant
             return Dep(dep.rows, np.zeros(out_shape, dtype=np.int64))
         if combined is not None and combined[0] and \
-                not combined[1].all():
+                combined[1].mean() <= MAX_ENUMERATED_DENSITY:
             got = _enumerate_incidence(ctx, dep, t_lab, combined[1],
                                        combined[0], out, dims, out_shape)
             if got is not None:

@@ -204,6 +204,39 @@ def reduce_dep(ctx: "TraceContext", dep: Dep, axes: tuple, out_shape: tuple,
                      ctx, nonlinear)
 
 
+#: Dimension up to which a Hessian pattern may be accumulated densely.
+_MAX_DENSE_DIM = 6000
+#: Cost of one sparse-product flop in dense BLAS flops (for the choice).
+_SPARSE_FLOP_COST = 30.0
+#: Pairs per dense BLAS product.
+_DENSE_CHUNK = 2048
+
+
+def _dense_pattern(dim: int) -> sp.csr_matrix:
+    return sp.csr_matrix((np.ones(dim * dim), np.tile(np.arange(dim), dim),
+                          np.arange(0, dim * dim + 1, dim)),
+                         shape=(dim, dim))
+
+
+def _dense_products(left: sp.csr_matrix, right: sp.csr_matrix,
+                    dim: int) -> sp.csr_matrix:
+    """Pattern of ``L.T @ R + R.T @ L`` accumulated densely (BLAS), for
+    many dense-ish rows, stopping once every entry is set."""
+    total = np.zeros((dim, dim), dtype=np.float32)
+    for start in range(0, left.shape[0], _DENSE_CHUNK):
+        block = slice(start, start + _DENSE_CHUNK)
+        chunk_l = left[block].toarray().astype(np.float32)
+        chunk_r = right[block].toarray().astype(np.float32)
+        total += chunk_l.T @ chunk_r
+        if start + _DENSE_CHUNK < left.shape[0] and (
+                (total + total.T) > 0).all():
+            break
+    pattern = (total + total.T) > 0
+    if pattern.all():
+        return _dense_pattern(dim)
+    return sp.csr_matrix(pattern.astype(float))
+
+
 def constant_dep(shape: tuple, dim: int) -> Dep:
     return Dep(empty_rows(dim), np.zeros(shape, dtype=np.int64))
 
@@ -286,14 +319,17 @@ class TraceContext:
         first_l, first_r = left[first], right[first]
         if (first_l[inverse] != left).nnz or (first_r[inverse] != right).nnz:
             first_l, first_r = left, right  # pragma: no cover - collision
-        total = (first_l.T.tocsr() @ first_r).tocsr()
         dim = self.dim
+        flops = float(np.dot(np.diff(first_l.indptr).astype(float),
+                             np.diff(first_r.indptr)))
+        if dim <= _MAX_DENSE_DIM and flops * _SPARSE_FLOP_COST > \
+                (first_l.shape[0] + 50.0) * dim * dim:
+            return _dense_products(first_l, first_r, dim)
+        total = (first_l.T.tocsr() @ first_r).tocsr()
         # A sparse product stores each entry once: all of them set means a
         # dense pattern, returned without sorting D * D indices.
         if total.nnz == dim * dim:
-            return sp.csr_matrix(
-                (np.ones(dim * dim), np.tile(np.arange(dim), dim),
-                 np.arange(0, dim * dim + 1, dim)), shape=(dim, dim))
+            return _dense_pattern(dim)
         return _ones(total + total.T)
 
     def warn_failed(self, name: str, err: Exception) -> None:
