@@ -554,3 +554,27 @@ def test_contraction_with_scalar_and_zero_constants():
     jac = autograd.jacobian(lambda x: np.einsum(
         "i,,j->ij", x, 2.0, onp.array([0.0, 1.0])))(onp.ones(3))
     assert (_truth(jac.reshape(6, 3)) == masked).all()
+
+
+def test_many_dense_ish_rows_assemble_densely_and_exactly():
+    # 400 distinct rows, each 60% dense within one of two column blocks:
+    # the pattern is accumulated with dense products; it must equal the
+    # co-occurrence of the rows (block-diagonal).
+    rng = onp.random.default_rng(10)
+    block = onp.kron(onp.eye(2), onp.ones((200, 15)))
+    design = rng.standard_normal((400, 30)) * block * (
+        rng.random((400, 30)) < 0.6)
+
+    def fun(beta, x):
+        return np.sum(np.log1p(np.exp(np.dot(x, beta))))
+
+    beta = rng.standard_normal(30) * 0.1
+    detected = hessian_sparsity(fun, beta, design).toarray()
+    support = (design != 0).astype(float)
+    assert (detected == (support.T @ support > 0)).all()
+    assert detected.sum() == 450
+    truth = _truth(autograd.hessian(fun)(beta, design))
+    assert not (truth & ~detected).any()
+    # A design more than half nonzero is taken as dense.
+    dense_ish = design + (rng.random((400, 30)) < 0.9)
+    assert hessian_sparsity(fun, beta, dense_ish).nnz == 900
