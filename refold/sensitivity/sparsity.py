@@ -29,7 +29,8 @@ primitives (``_sparsity_rules`` and ``_sparsity_einsum`` list them all):
 * conservative by design -- piecewise-linear selections (``maximum``,
   ``abs``, ``clip``, ``max``, ``sort``) depend on all of their candidates;
   within one matrix, linear algebra couples every entry with every other; a
-  contraction of several traced operands ignores its constants' zeros;
+  contraction of several traced operands ignores its constants' zeros, and
+  a constant more than half nonzero is taken as dense;
 * any other primitive: every output depends on every traced input,
   nonlinearly, with one :class:`SparsityWarning` naming it (quietly for
   linear algebra, FFTs and multivariate densities); a rule that cannot read
