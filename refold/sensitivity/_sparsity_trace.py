@@ -19,8 +19,14 @@ SparseConnectivityTracer (global Hessian tracer), vectorised:
   Jacobian), weighted by adjoints.  So a primitive that is *nonlinear* in
   some of its inputs adds the pairs of their dependency sets to one global
   accumulator; linear primitives add nothing, and a sum of terms only couples
-  what each term couples.  Each contribution is one sparse product
-  ``A.T @ B`` of two row matrices.
+  what each term couples.  A contribution is a pair of row matrices
+  ``(A, B)`` meaning ``A.T @ B``; at the end the distinct row pairs of all
+  contributions are merged (hashing rows with random weights, checked
+  exactly) and multiplied once -- sparsely, or by dense products when many
+  dense-ish rows would make the sparse product the costlier.
+
+Broadcasting costs nothing: rules keep ``index`` as a broadcast view and
+work on its non-repeated core (stride-0 axes are done once).
 
 The result is a superset of the Hessian's nonzeros at ``x``: every rule is
 exact or errs on the side of more dependencies.  Control flow is followed
