@@ -374,6 +374,9 @@ _QUIET_CONSERVATIVE_MODULES = ("numpy.linalg", "scipy.linalg", "linalg",
                                "scipy.stats._multivariate", "scipy.signal",
                                "autograd.scipy.signal")
 
+#: Only functions of these modules are recognised by name.
+_KNOWN_MODULES = ("numpy", "scipy", "autograd", "refold")
+
 RULE_KINDS = ("elementwise", "elementwise_linear", "zero", "selection",
               "linear", "nonlinear", "linear_map")
 
@@ -424,9 +427,15 @@ def _rule_by_name(raw: Any) -> Optional[Callable]:
             raw, "__qualname__", "") in _QUALNAMED:
         return _QUALNAMED[raw.__qualname__]
     if isinstance(raw, np.ufunc):
+        if raw.nout != 1:
+            return None
+        if getattr(raw, "__module__", None) != "numpy":
+            return _elementwise("nonlinear")    # scipy.special's, yours
         if name == "matmul":
             return _product_or(contraction_rule("matmul"))
-        return _ufunc_rule(name) if raw.nout == 1 else None
+        return _ufunc_rule(name)
+    if not module.startswith(_KNOWN_MODULES):
+        return None     # a function of yours that shares a numpy name
     if name in _NAMED:
         return _NAMED[name]
     if name in _CONTRACTIONS:

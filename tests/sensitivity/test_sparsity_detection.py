@@ -578,3 +578,16 @@ def test_many_dense_ish_rows_assemble_densely_and_exactly():
     # A design more than half nonzero is taken as dense.
     dense_ish = design + (rng.random((400, 30)) < 0.9)
     assert hessian_sparsity(fun, beta, dense_ish).nnz == 900
+
+
+def test_a_function_of_yours_sharing_a_numpy_name_is_not_misread():
+    @primitive
+    def sum(v, weights):          # noqa: A001 - deliberately numpy's name
+        return onp.array([v[0] * weights[0] + v[1] ** 2, v[2]])
+
+    defvjp(sum, lambda ans, v, weights: lambda g: onp.array(
+        [g[0] * weights[0], 2 * g[0] * v[1], g[1]]))
+    with pytest.warns(SparsityWarning, match="sum"):
+        detected = hessian_sparsity(
+            lambda x: np.dot(sum(x, [1.0]), onp.ones(2)), onp.ones(3))
+    assert detected.toarray()[1, 1]          # not a (linear) numpy sum
