@@ -181,6 +181,21 @@ def _selection(data_args: Optional[Callable[[tuple], Sequence[int]]] = None):
     return rule
 
 
+_MOVING_PAD_MODES = {"constant", "edge", "reflect", "symmetric", "wrap",
+                     "empty"}
+
+
+def _pad_rule(ctx, fun, ans, args, kwargs, argnums, deps):
+    """``pad``: a selection in the modes that copy elements (the padding
+    constant is not an element: it is read as label 0, no dependency)."""
+    mode = kwargs.get("mode", args[2] if len(args) > 2 else "constant")
+    if argnums != (0,) or not isinstance(mode, str) or \
+            mode not in _MOVING_PAD_MODES:
+        raise Fallback
+    kwargs = {k: v for k, v in kwargs.items() if k != "constant_values"}
+    return _SELECT_ANY(ctx, fun, ans, args[:3], kwargs, argnums, deps)
+
+
 def _index_dep(rows, out, ans) -> Dep:
     out = np.asarray(out)
     if out.shape != np.shape(ans):
@@ -346,7 +361,7 @@ _SELECTIONS = {
     "squeeze", "expand_dims", "broadcast_to", "repeat", "tile", "flip",
     "fliplr", "flipud", "rot90", "roll", "diagonal", "diag", "tril", "triu",
     "take", "take_along_axis", "atleast_1d", "atleast_2d", "atleast_3d",
-    "pad", "__getitem__", "split", "array_split", "hsplit", "vsplit",
+    "__getitem__", "split", "array_split", "hsplit", "vsplit",
     "dsplit", "_unpack_tril", "_pack_tril", "make_diagonal",
     "matrix_transpose"}
 _DATA_ARGS = {
@@ -416,7 +431,7 @@ _NAMED: Dict[str, Callable] = {
     "sequence_extend_right": _sequence_extend(True),
     "sequence_extend_left": _sequence_extend(False),
     "solve": solve_rule, "solve_triangular": solve_rule, "norm": norm_rule,
-    "diff": diff_rule, "kron": _kron_rule,
+    "diff": diff_rule, "kron": _kron_rule, "pad": _pad_rule,
     "linspace": _CONSERVATIVE_LINEAR, "_apply_linear": _CONSERVATIVE_LINEAR}
 
 

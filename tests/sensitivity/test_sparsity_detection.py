@@ -591,3 +591,19 @@ def test_a_function_of_yours_sharing_a_numpy_name_is_not_misread():
         detected = hessian_sparsity(
             lambda x: np.dot(sum(x, [1.0]), onp.ones(2)), onp.ones(3))
     assert detected.toarray()[1, 1]          # not a (linear) numpy sum
+
+
+def test_pad_moves_elements_and_never_reads_the_constant_as_a_label():
+    const = jacobian_sparsity(lambda x: np.pad(x, 1, constant_values=7.0),
+                              onp.ones(3)).toarray()
+    assert (const == onp.eye(5, 3, -1, dtype=bool)).all()
+    jac = autograd.jacobian(lambda x: np.pad(x, 1, constant_values=7.0))(
+        onp.ones(3))
+    assert (_truth(jac) == const).all()
+    reflect = jacobian_sparsity(lambda x: np.pad(x, (1, 2), mode="reflect"),
+                                onp.ones(3)).toarray()
+    assert (reflect.argmax(axis=1) == [1, 0, 1, 2, 1, 0]).all()
+    assert (reflect.sum(axis=1) == 1).all()
+    mean = jacobian_sparsity(lambda x: np.pad(x, 1, mode="mean"),
+                             onp.ones(3)).toarray()
+    assert mean.all()                      # computed values: conservative
