@@ -597,8 +597,8 @@ def test_pad_moves_elements_and_never_reads_the_constant_as_a_label():
     const = jacobian_sparsity(lambda x: np.pad(x, 1, constant_values=7.0),
                               onp.ones(3)).toarray()
     assert (const == onp.eye(5, 3, -1, dtype=bool)).all()
-    jac = autograd.jacobian(lambda x: np.pad(x, 1, constant_values=7.0))(
-        onp.ones(3))
+    jac = autograd.jacobian(lambda x: np.pad(
+        x, 1, mode="constant", constant_values=7.0))(onp.ones(3))
     assert (_truth(jac) == const).all()
     reflect = jacobian_sparsity(lambda x: np.pad(x, (1, 2), mode="reflect"),
                                 onp.ones(3)).toarray()
