@@ -607,3 +607,78 @@ def test_pad_moves_elements_and_never_reads_the_constant_as_a_label():
     mean = jacobian_sparsity(lambda x: np.pad(x, 1, mode="mean"),
                              onp.ones(3)).toarray()
     assert mean.all()                      # computed values: conservative
+
+
+# ----------------------------------------------------------------------
+# Random compositions (a seeded property test)
+# ----------------------------------------------------------------------
+def _first(v, k):
+    """The first ``k`` entries of ``v`` (repeated when it is shorter)."""
+    flat = np.ravel(v)
+    return np.concatenate([flat] * (k // flat.shape[0] + 1))[:k]
+
+
+def _square_part(m):
+    n = max((m.shape[0] // 2) * 2, 2)
+    return _first(m, n).reshape(-1, 2)
+
+
+_OPS = [
+    lambda a, b, c: np.exp(0.3 * a),
+    lambda a, b, c: np.sin(a) * b.ravel()[0],
+    lambda a, b, c: a / (1.5 + b.ravel()[:1] ** 2),
+    lambda a, b, c: np.maximum(a, a[..., ::-1]),
+    lambda a, b, c: np.where(a > 0, a ** 2, a),
+    lambda a, b, c: np.sum(a, axis=-1, keepdims=True),
+    lambda a, b, c: np.prod(_square_part(a.ravel()), axis=1),
+    lambda a, b, c: np.dot(c, _first(a, 8)),
+    lambda a, b, c: np.einsum("i,j->ij", _first(a, 3), _first(b, 3)),
+    lambda a, b, c: np.matmul(_square_part(a.ravel()),
+                              _square_part(b.ravel()).T),
+    lambda a, b, c: np.concatenate([a.ravel(), b.ravel() ** 2]),
+    lambda a, b, c: np.stack([_first(a, 2), _first(b, 2)], axis=1),
+    lambda a, b, c: np.cumsum(a.ravel()),
+    lambda a, b, c: np.diff(a.ravel()) if a.size > 1 else a,
+    lambda a, b, c: asp.logsumexp(_square_part(a.ravel()), axis=1),
+    lambda a, b, c: np.sort(a.ravel()),
+    lambda a, b, c: np.abs(a) ** 1.5,
+    lambda a, b, c: a.ravel()[[0, -1, 0]] * b.ravel()[[1, 0, -1]],
+    lambda a, b, c: np.linalg.norm(_square_part(a.ravel()), axis=1),
+    lambda a, b, c: np.pad(a.ravel(), 1, mode="constant",
+                           constant_values=3.0) ** 2,
+    lambda a, b, c: np.array([a.ravel()[0] * 2.0, 3.0, b.ravel()[-1] ** 2]),
+    lambda a, b, c: np.kron(_first(a, 2), _first(b, 2) ** 2),
+    lambda a, b, c: np.einsum("ij,kj->ik", _first(a, 2)[None],
+                              _square_part(b.ravel())),
+    lambda a, b, c: np.linalg.solve(onp.eye(2) * 3 + np.outer(
+        _first(a, 2), _first(a, 2)), _first(b, 2)),
+]
+
+
+def _random_program(x, seed):
+    rng = onp.random.default_rng(seed)
+    const = rng.standard_normal((3, 8)) * (rng.random((3, 8)) < 0.5)
+    pool = [x, x.reshape(2, 4), x[::2], x.reshape(2, 2, 2)]
+    terms = []
+    for _ in range(rng.integers(3, 8)):
+        a, b = (pool[k] for k in rng.integers(len(pool), size=2))
+        pool.append(_OPS[rng.integers(len(_OPS))](a, b, const))
+        if rng.random() < 0.5:
+            terms.append(pool[-1])
+    terms.append(pool[-1])
+    return sum(np.sum(np.sin(t) + 0.1 * t ** 2) if k % 2 else np.sum(t)
+               for k, t in enumerate(terms))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_compositions_hold_every_nonzero(seed):
+    fun = lambda x: _random_program(x, seed)   # noqa: E731
+    x = onp.random.default_rng(seed + 100).standard_normal(8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SparsityWarning)
+        detected = hessian_sparsity(fun, x).toarray()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.filterwarnings("ignore", "Output seems independent")
+        truth = _truth(autograd.hessian(fun)(x))
+    assert not (truth & ~detected).any()
