@@ -210,6 +210,7 @@ def reduce_dep(ctx: "TraceContext", dep: Dep, axes: tuple, out_shape: tuple,
                      ctx, nonlinear)
 
 
+_GOLDEN = 1.6180339887498949
 #: Dimension up to which a Hessian pattern may be accumulated densely.
 _MAX_DENSE_DIM = 6000
 #: Cost of one sparse-product flop in dense BLAS flops (for the choice).
@@ -318,8 +319,9 @@ class TraceContext:
         order = np.arange(n)
         left = both[np.where(swap, order + n, order)]
         right = both[np.where(swap, order, order + n)]
-        keys = np.hstack([left @ self._hash, right @ self._hash])
-        _, first, inverse = np.unique(keys, axis=0, return_index=True,
+        # One random-weighted key per pair (a collision is caught below).
+        keys = (left @ self._hash[:, 0]) * _GOLDEN + right @ self._hash[:, 1]
+        _, first, inverse = np.unique(keys, return_index=True,
                                       return_inverse=True)
         inverse = np.asarray(inverse).ravel()
         first_l, first_r = left[first], right[first]
