@@ -192,6 +192,46 @@ def _cross_pairs(ctx, first, second) -> None:
     ctx.add_pairs(left, right)
 
 
+def _cross_pairs_through_constants(ctx, first, second, consts,
+                                   dims) -> bool:
+    """Exact Hessian pairs between two traced operands that meet only
+    through the nonzeros of the constants (``einsum('i,ij,j', x, Q, x)``
+    with a banded ``Q`` couples neighbours only).  False when the
+    constants are mostly nonzero or too large to enumerate."""
+    (la, da), (lb, db) = first, second
+    labels = list(dict.fromkeys(la + lb))
+    combined = _combine_constants(consts, set(labels), dims)
+    if combined is None or combined[1].mean() > MAX_ENUMERATED_DENSITY:
+        return False
+    c_labels, nonzero = combined
+    free = [c for c in labels if c not in c_labels]
+    n_free = int(np.prod([dims[c] for c in free], dtype=np.int64))
+    nz = np.nonzero(nonzero) if c_labels else ()
+    nnz = len(nz[0]) if c_labels else int(bool(nonzero))
+    if nnz * n_free > MAX_ENUMERATION:
+        return False
+    values = {c: np.repeat(coords, n_free) for c, coords in zip(c_labels, nz)}
+    if free:
+        grid = np.indices([dims[c] for c in free]).reshape(len(free), -1)
+        for c, row in zip(free, grid):
+            values[c] = np.tile(row, nnz)
+    total = nnz * n_free
+
+    def gather(dep, lab):
+        if not lab:
+            return np.broadcast_to(dep.index.ravel()[:1], (total,))
+        flat = np.ravel_multi_index([values[c] for c in lab],
+                                    dep.index.shape)
+        return dep.index.ravel()[flat]
+    ia, ib = gather(da, la), gather(db, lb)
+    keep = (ia > 0) & (ib > 0)
+    if keep.any():
+        nb = db.rows.shape[0]
+        uniq = np.unique(ia[keep] * nb + ib[keep])
+        ctx.add_pairs(da.rows[uniq // nb], db.rows[uniq % nb])
+    return True
+
+
 def _combine_constants(consts, keep: List[str], dims) -> Optional[tuple]:
     """The nonzero pattern of the constants contracted together, over their
     labels in ``keep``: (labels, boolean array), or None if too large."""
@@ -337,7 +377,9 @@ def contract(ctx, ans, operands, out) -> Dep:
                             other.index, out_shape)[0]
     for i in range(len(traced)):
         for j in range(i + 1, len(traced)):
-            _cross_pairs(ctx, traced[i], traced[j])
+            if not (consts and _cross_pairs_through_constants(
+                    ctx, traced[i], traced[j], consts, dims)):
+                _cross_pairs(ctx, traced[i], traced[j])
     return result
 
 

@@ -127,6 +127,18 @@ def test_banded_second_differences_are_tight():
                   10, tight=1.0)
 
 
+def test_quadratic_forms_through_a_banded_constant_are_tight():
+    # Both operands traced, meeting only through the constant's nonzeros.
+    prec = 2.0 * onp.eye(8) - onp.eye(8, k=1) - onp.eye(8, k=-1)
+    check_hessian(lambda x: np.einsum("i,ij,j->", x, prec, x)
+                  + np.sum(np.cosh(x)), 8, tight=1.0)
+    check_hessian(lambda x: np.sum(np.einsum(
+        "ki,ij,kj->k", x.reshape(2, 4), prec[:4, :4], x.reshape(2, 4))
+        ** 2), 8, tight=1.0)
+    check_hessian(lambda x: np.einsum("i,ij,j", x, prec, np.tanh(x)), 8,
+                  tight=1.0)
+
+
 def _matrix_factorisation(theta, rows, cols, ratings, n, m, k):
     u = np.reshape(theta[:n * k], (n, k))
     v = np.reshape(theta[n * k:], (m, k))
@@ -642,7 +654,7 @@ _OPS = [
     lambda a, b, c: asp.logsumexp(_square_part(a.ravel()), axis=1),
     lambda a, b, c: np.sort(a.ravel()),
     lambda a, b, c: np.abs(a) ** 1.5,
-    lambda a, b, c: a.ravel()[[0, -1, 0]] * b.ravel()[[1, 0, -1]],
+    lambda a, b, c: _first(a, 3)[[0, -1, 0]] * _first(b, 3)[[1, 0, -1]],
     lambda a, b, c: np.linalg.norm(_square_part(a.ravel()), axis=1),
     lambda a, b, c: np.pad(a.ravel(), 1, mode="constant",
                            constant_values=3.0) ** 2,
@@ -650,6 +662,10 @@ _OPS = [
     lambda a, b, c: np.kron(_first(a, 2), _first(b, 2) ** 2),
     lambda a, b, c: np.einsum("ij,kj->ik", _first(a, 2)[None],
                               _square_part(b.ravel())),
+    lambda a, b, c: np.reshape(np.einsum("i,ij,j->", _first(a, 3),
+                                         c[:, :3], _first(b, 3)), (1,)),
+    lambda a, b, c: np.einsum("ij,jk,k->i", _square_part(_first(a, 6)),
+                              c[:2, :3], np.sin(_first(b, 3))),
     lambda a, b, c: np.linalg.solve(onp.eye(2) * 3 + np.outer(
         _first(a, 2), _first(a, 2)), _first(b, 2)),
 ]
