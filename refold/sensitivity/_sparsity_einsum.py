@@ -16,9 +16,12 @@ exactly:
   contracted labels, exact for a constant without zeros -- and so is one
   too large to enumerate.
 * **several traced operands** -- multilinear: each output element depends on
-  the union over the contracted labels of every operand, and each pair of
-  operands couples the elements that share the values of their common labels
-  (constants' zeros are not used here: a superset).
+  the union over the contracted labels of every operand (constants' zeros
+  are not used for this: a superset), and each pair of operands couples the
+  elements that meet in a product: through the nonzeros of the constants
+  (enumerated, so a quadratic form ``einsum('i,ij,j', x, Q, x)`` with a
+  banded ``Q`` is banded), or -- constants mostly nonzero or too large --
+  the elements that share the values of their common labels.
 
 Linear algebra (``inv``, ``det``, ``slogdet``, ``cholesky``, ``eigh``,
 ``solve``...) works matrix by matrix on stacked ``(..., n, n)`` arrays: each

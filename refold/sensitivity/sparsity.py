@@ -28,9 +28,10 @@ primitives (``_sparsity_rules`` and ``_sparsity_einsum`` list them all):
   pattern folds of PSD and simplex arrays;
 * conservative by design -- piecewise-linear selections (``maximum``,
   ``abs``, ``clip``, ``max``, ``sort``) depend on all of their candidates;
-  within one matrix, linear algebra couples every entry with every other; a
-  contraction of several traced operands ignores its constants' zeros, and
-  a constant more than half nonzero is taken as dense;
+  within one matrix, linear algebra couples every entry with every other;
+  an output of a contraction of several traced operands depends on all
+  they contract over (their couplings use the constants' zeros); a
+  constant more than half nonzero is taken as dense;
 * any other primitive: every output depends on every traced input,
   nonlinearly, with one :class:`SparsityWarning` naming it (quietly for
   linear algebra, FFTs and multivariate densities); a rule that cannot read
