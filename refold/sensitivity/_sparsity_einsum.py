@@ -16,9 +16,10 @@ exactly:
   contracted labels, exact for a constant without zeros -- and so is one
   too large to enumerate.
 * **several traced operands** -- multilinear: each output element depends on
-  the union over the contracted labels of every operand (constants' zeros
-  are not used for this: a superset), and each pair of operands couples the
-  elements that meet in a product: through the nonzeros of the constants
+  what it meets of every operand through the constants' nonzeros (the other
+  traced operands taken as nonzero everywhere), and each pair of operands
+  couples the elements that meet in a product: through the nonzeros of the
+  constants
   (enumerated, so a quadratic form ``einsum('i,ij,j', x, Q, x)`` with a
   banded ``Q`` is banded), or -- constants mostly nonzero or too large --
   the elements that share the values of their common labels.
@@ -342,6 +343,30 @@ def _prepare(operands):
     return full, dims
 
 
+def _through_constants(ctx, lab, dep: Dep, consts, out, dims,
+                       out_shape) -> Dep:
+    """The output's dependencies on one traced operand (the others taken as
+    nonzero everywhere): exact through the constants' nonzeros when they
+    are sparse enough to enumerate, else the union over the contracted
+    labels (exact when the constants have no zeros)."""
+    combined = None
+    if consts:
+        combined = _combine_constants(consts, set(lab) | set(out), dims)
+    if combined is not None and not combined[0] and \
+            not combined[1].any():   # a zero scalar constant
+        return Dep(dep.rows, np.zeros(out_shape, dtype=np.int64))
+    if combined is not None and combined[0] and \
+            combined[1].mean() <= MAX_ENUMERATED_DENSITY:
+        # Output labels of other traced operands only: broadcast after.
+        sub = [c for c in out if c in lab or c in combined[0]]
+        got = _enumerate_incidence(ctx, dep, lab, combined[1], combined[0],
+                                   sub, dims, tuple(dims[c] for c in sub))
+        if got is not None:
+            return to_output(got, sub, out, dims)
+    red, kept = reduce_to_labels(ctx, dep, lab, out)
+    return to_output(red, kept, out, dims)
+
+
 def contract(ctx, ans, operands, out) -> Dep:
     """The output dep of ``einsum`` over labelled operands (labels, Dep or
     constant array) to the output labels ``out``."""
@@ -355,25 +380,8 @@ def contract(ctx, ans, operands, out) -> Dep:
               if isinstance(item, Dep)]
     consts = [(lab, item) for lab, item in operands
               if not isinstance(item, Dep)]
-    if len(traced) == 1:
-        t_lab, dep = traced[0]
-        combined = None
-        if consts:
-            combined = _combine_constants(consts, set(t_lab) | set(out),
-                                          dims)
-        if combined is not None and not combined[0] and \
-                not combined[1].any():   # a zero scalar constant
-            return Dep(dep.rows, np.zeros(out_shape, dtype=np.int64))
-        if combined is not None and combined[0] and \
-                combined[1].mean() <= MAX_ENUMERATED_DENSITY:
-            got = _enumerate_incidence(ctx, dep, t_lab, combined[1],
-                                       combined[0], out, dims, out_shape)
-            if got is not None:
-                return got
-    per_operand = []
-    for lab, dep in traced:
-        red, kept = reduce_to_labels(ctx, dep, lab, out)
-        per_operand.append(to_output(red, kept, out, dims))
+    per_operand = [_through_constants(ctx, lab, dep, consts, out, dims,
+                                      out_shape) for lab, dep in traced]
     result = per_operand[0]
     for other in per_operand[1:]:
         result = pair_union(ctx, result.rows, result.index, other.rows,

@@ -386,6 +386,10 @@ def test_plumbing_is_exact():
     (lambda x: np.dot(onp.diag([1.0, 0.0, 2.0]), x), 3),
     (lambda x: np.concatenate([x[1:] * x[:-1], asp.logsumexp(x)[None]]), 4),
     (lambda x: np.linalg.solve(onp.eye(2) + 1.0, x.reshape(2, 2)), 4),
+    (lambda x: np.einsum("ij,j,j->i", onp.kron(onp.eye(3), onp.ones((1, 2))),
+                         x[:6], x[6:]), 12),
+    (lambda x: np.einsum("ij,j,k->ik", onp.eye(3)[:, [0, 0, 2]], x[:3],
+                         x[3:5]), 5),
 ])
 def test_jacobian_sparsity_holds_the_jacobian(fun, dim):
     for seed in RNG_SEEDS:
