@@ -5,65 +5,78 @@ inputs to the ``Dep`` of its output and adds its second-order couplings to
 the trace's Hessian accumulator.  Rules are found by the primitive object
 (user registrations, :func:`register_rule`) or by the raw function's name:
 
-* ufuncs are elementwise with broadcasting: linear (``add``, ``negative``,
-  ``absolute``, ``maximum``...), bilinear (``multiply``: only cross pairs),
-  ``divide`` (nonlinear in the denominator only) or nonlinear (every other
-  ufunc, scipy.special's included);
-* selections (indexing, reshape, transpose, concatenate, ``where``,
-  ``diag``, ``tril``...) are evaluated on the integer ``index`` array itself,
-  so they are exact whatever their arguments;
-* reductions (``sum``, ``mean``, ``max``; nonlinear ``prod``, ``var``,
-  ``logsumexp``) take the union over each reduced group;
-* ``dot``/``matmul``/``einsum``/``tensordot``/``inner``/``outer`` become one
-  einsum: with one traced operand and one constant, the constant's zeros are
-  used (a one-hot design ``Z @ u`` stays sparse); otherwise operands are
-  contracted over their labels (multilinear: pairs only across operands);
-* linear algebra and anything unknown: every output depends on every traced
-  input (nonlinear), an unknown primitive with one warning.
+* **elementwise ufuncs** with broadcasting: linear (``add``, ``negative``,
+  piecewise-linear ``absolute``/``maximum``/``clip``...: no couplings),
+  bilinear (``multiply``: only pairs across its operands; a constant
+  operand's zeros make those outputs constant), ``divide`` (nonlinear in
+  the denominator only), zero-derivative (``sign``, ``floor``...) or
+  nonlinear (every other ufunc, scipy.special's and scipy.stats' included);
+* **selections** (indexing of every kind, reshape, transpose, concatenate,
+  stack, split, ``where``, ``diag``, ``tril``, ``pad``, ``repeat``...) are
+  evaluated on the integer ``index`` array itself, so they are exact
+  whatever their arguments; containers (tuples from ``split``/``slogdet``
+  and their unpacking) pass their items' dependencies through;
+* **reductions** (``sum``, ``mean``, ``max``, ``min``: linear unions;
+  ``prod``, ``var``, ``std``, ``logsumexp``, ``norm``: nonlinear within each
+  reduced group) with ``axis`` (negative, tuples) and ``keepdims``;
+  along-axis maps (``cumsum``: exact prefixes; ``sort``, ``softmax``: the
+  whole line) and ``diff`` (neighbours): see :mod:`._sparsity_reductions`;
+* **contractions and linear algebra**: see :mod:`._sparsity_einsum`;
+* autograd's own adjoint primitives (``dot_adjoint_*``, ``untake``, sums of
+  cotangents), so the Jacobian of a traced ``grad`` is the Hessian pattern;
+* anything else: every output depends on every traced input
+  (nonlinearly) -- quietly for linear algebra, FFTs and multivariate
+  densities, otherwise with one :class:`SparsityWarning` naming the
+  primitive.  A rule that meets arguments it cannot read falls back to the
+  same conservative answer.
 """
 from __future__ import annotations
 
-import string
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import scipy.sparse as sp
 
+from refold.sensitivity._sparsity_einsum import (
+    adjoint_rule, batched_linalg_rule, contraction_rule, norm_rule,
+    solve_rule)
+from refold.sensitivity._sparsity_reductions import (
+    along_rule, diff_rule, reduction_rule, trace_rule)
 from refold.sensitivity._sparsity_trace import (
-    Dep, TraceContext, _ones, aggregate, broadcast_dep, constant_dep,
-    make_dep, unique_inverse)
+    Dep, Fallback, _ones, aggregate, broadcast_dep, constant_dep, make_dep,
+    pair_union)
 
 __all__ = ["apply_rule", "register_rule", "RULE_KINDS"]
-
-#: Entries of one einsum incidence above which constants are taken dense.
-_MAX_ENUMERATION = 20_000_000
-
-
-class _Fallback(Exception):
-    """A rule cannot handle these arguments: use the conservative rule."""
 
 
 # ----------------------------------------------------------------------
 # Conservative rules
 # ----------------------------------------------------------------------
 def _flat_deps(deps) -> List[Dep]:
-    out = []
-    for dep in deps:
-        out.extend(_flat_deps(dep) if isinstance(dep, (list, tuple))
-                   else [dep])
+    if isinstance(deps, Dep):
+        return [deps]
+    if isinstance(deps, dict):
+        deps = list(deps.values())
+    out: List[Dep] = []
+    if isinstance(deps, (list, tuple)):
+        for dep in deps:
+            out.extend(_flat_deps(dep))
     return out
 
 
 def _union_of(deps, dim) -> sp.csr_matrix:
-    total = sp.csr_matrix((1, dim))
-    for dep in _flat_deps(deps):
-        total = total + dep.union_all()
-    return _ones(total)
+    used = [dep.used_rows() for dep in _flat_deps(deps)]
+    used = [rows for rows in used if rows.shape[0]]
+    if not used:
+        return sp.csr_matrix((1, dim))
+    return _ones(sp.csr_matrix(sp.vstack(used).sum(axis=0)))
 
 
 def _shaped_like(ans, row: sp.csr_matrix):
     if isinstance(ans, (list, tuple)):
         return [_shaped_like(item, row) for item in ans]
+    if isinstance(ans, dict):
+        return {key: _shaped_like(val, row) for key, val in ans.items()}
     return broadcast_dep(row, np.shape(ans))
 
 
@@ -77,19 +90,22 @@ def _conservative(nonlinear: bool):
 
 
 _CONSERVATIVE = _conservative(True)
+_CONSERVATIVE_LINEAR = _conservative(False)
 
 
 # ----------------------------------------------------------------------
 # Elementwise
 # ----------------------------------------------------------------------
-def _pair_union(ctx: TraceContext, a_rows, ia, b_rows, ib, shape):
-    """Union of two broadcast dependency arrays, by distinct row pairs."""
-    nb = b_rows.shape[0]
-    uniq, inverse = unique_inverse(ia.ravel() * nb + ib.ravel(),
-                                   a_rows.shape[0] * nb)
-    left, right = a_rows[uniq // nb], b_rows[uniq % nb]
-    union = _ones(left + right)
-    return make_dep(union, inverse, shape, ctx), left, right, union
+def _zero_where_constant_zero(dep: Dep, const: Any, shape: tuple) -> Dep:
+    """``const * traced``: outputs where ``const == 0`` are constant."""
+    try:
+        zero = np.asarray(const) == 0
+    except Exception:  # pragma: no cover - exotic constants
+        return dep
+    if zero.dtype != bool or not zero.any():
+        return dep
+    zero = np.broadcast_to(zero, shape)
+    return Dep(dep.rows, np.where(zero, 0, dep.index))
 
 
 def _elementwise(kind: str):
@@ -100,20 +116,23 @@ def _elementwise(kind: str):
             return constant_dep(shape, ctx.dim)
         if isinstance(ans, (list, tuple)) or any(
                 not isinstance(dep, Dep) for dep in deps):
-            raise _Fallback
-        idx = [np.broadcast_to(dep.index, shape) for dep in deps]
+            raise Fallback
         if len(deps) == 1:
-            dep = Dep(deps[0].rows, idx[0])
+            dep = Dep(deps[0].rows, np.broadcast_to(deps[0].index, shape))
+            if kind == "bilinear" and len(args) == 2:
+                dep = _zero_where_constant_zero(dep, args[1 - argnums[0]],
+                                                shape)
             if kind == "nonlinear" or (kind == "divide" and argnums[0] == 1):
                 used = dep.used_rows()
                 ctx.add_pairs(used, used)
             return dep
-        out, left, right, union = _pair_union(
-            ctx, deps[0].rows, idx[0], deps[1].rows, idx[1], shape)
-        for dep, more in zip(deps[2:], idx[2:]):
-            out, _, _, union = _pair_union(ctx, out.rows, out.index,
-                                           dep.rows, more, shape)
-        if kind == "nonlinear" or len(deps) > 2 and kind != "linear":
+        out, left, right, union = pair_union(
+            ctx, deps[0].rows, deps[0].index, deps[1].rows, deps[1].index,
+            shape)
+        for dep in deps[2:]:
+            out, _, _, union = pair_union(ctx, out.rows, out.index,
+                                          dep.rows, dep.index, shape)
+        if kind == "nonlinear" or (len(deps) > 2 and kind != "linear"):
             ctx.add_pairs(union, union)
         elif kind == "bilinear":
             ctx.add_pairs(left, right)
@@ -124,6 +143,14 @@ def _elementwise(kind: str):
     return rule
 
 
+def _identity(ctx, fun, ans, args, kwargs, argnums, deps):
+    """Same shape, each element its own input (``astype``, ``real``...)."""
+    if argnums != (0,) or not isinstance(deps[0], Dep) or \
+            deps[0].index.shape != np.shape(ans):
+        raise Fallback
+    return deps[0]
+
+
 # ----------------------------------------------------------------------
 # Selections: evaluated on the index arrays
 # ----------------------------------------------------------------------
@@ -132,7 +159,7 @@ def _selection(data_args: Optional[Callable[[tuple], Sequence[int]]] = None):
         data = list(argnums) if data_args is None else list(data_args(args))
         if not set(argnums) <= set(data) or any(
                 not isinstance(dep, Dep) for dep in deps):
-            raise _Fallback
+            raise Fallback
         if len(deps) == 1:
             rows, offsets = deps[0].rows, [0]
         else:
@@ -148,320 +175,98 @@ def _selection(data_args: Optional[Callable[[tuple], Sequence[int]]] = None):
         out = fun.fun(*new_args, **kwargs)
         if isinstance(ans, (list, tuple)):
             if len(out) != len(ans):
-                raise _Fallback
+                raise Fallback
             return [_index_dep(rows, o, a) for o, a in zip(out, ans)]
         return _index_dep(rows, out, ans)
     return rule
 
 
+_MOVING_PAD_MODES = {"constant", "edge", "reflect", "symmetric", "wrap",
+                     "empty"}
+
+
+def _pad_rule(ctx, fun, ans, args, kwargs, argnums, deps):
+    """``pad``: a selection in the modes that copy elements (the padding
+    constant is not an element: it is read as label 0, no dependency)."""
+    mode = kwargs.get("mode", args[2] if len(args) > 2 else "constant")
+    if argnums != (0,) or not isinstance(mode, str) or \
+            mode not in _MOVING_PAD_MODES:
+        raise Fallback
+    kwargs = {k: v for k, v in kwargs.items() if k != "constant_values"}
+    return _SELECT_ANY(ctx, fun, ans, args[:3], kwargs, argnums, deps)
+
+
 def _index_dep(rows, out, ans) -> Dep:
     out = np.asarray(out)
     if out.shape != np.shape(ans):
-        raise _Fallback
-    return Dep(rows, np.rint(out.real).astype(np.int64)
-               if out.dtype.kind in "fc" else out.astype(np.int64))
+        raise Fallback
+    if out.dtype.kind not in "iub":
+        if out.dtype.kind not in "fc" or int(rows.shape[0]) > 2 ** 52:
+            raise Fallback
+        out = np.rint(out.real)
+    return Dep(rows, out.astype(np.int64))
 
 
 def _container_take(ctx, fun, ans, args, kwargs, argnums, deps):
     dep = deps[0]
-    if argnums != (0,) or not isinstance(dep, (list, tuple)):
-        raise _Fallback
-    return dep[args[1]]
+    if argnums != (0,) or not isinstance(dep, (list, tuple, dict)):
+        raise Fallback
+    got = dep[args[1]]
+    return list(got) if isinstance(got, tuple) else got
 
 
-# ----------------------------------------------------------------------
-# Reductions
-# ----------------------------------------------------------------------
-def _axes(axis, ndim: int) -> Tuple[int, ...]:
-    if axis is None:
-        return tuple(range(ndim))
-    axis = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
-    return tuple(int(a) % ndim for a in axis) if ndim else ()
+def _item_dep(ctx, value, pos, argnums, deps):
+    if pos in argnums:
+        return deps[argnums.index(pos)]
+    if isinstance(value, (list, tuple)):
+        return [_item_dep(ctx, v, -1, (), ()) for v in value]
+    return constant_dep(np.shape(value), ctx.dim)
 
 
-def _groups(shape: tuple, axes: Tuple[int, ...]):
-    kept = tuple(1 if i in axes else s for i, s in enumerate(shape))
-    n_out = int(np.prod(kept, dtype=np.int64))
-    ids = np.broadcast_to(np.arange(n_out).reshape(kept), shape)
-    return ids, n_out
+def _make_sequence(ctx, fun, ans, args, kwargs, argnums, deps):
+    """``make_sequence(type, *items)``: the items' dependencies."""
+    return [_item_dep(ctx, args[pos], pos, argnums, deps)
+            for pos in range(1, len(args))]
 
 
-def _reduce_dep(ctx, dep: Dep, axes, out_shape, nonlinear=False) -> Dep:
-    ids, n_out = _groups(dep.index.shape, axes)
-    if n_out != int(np.prod(out_shape, dtype=np.int64)):
-        raise _Fallback
-    return aggregate(dep, ids, n_out, out_shape, ctx, nonlinear)
-
-
-def _reduction(nonlinear: bool, along: bool = False):
-    """Reduce over ``axis`` (``along``: the result keeps the shape and each
-    element depends on its whole line, e.g. ``cumsum``, ``softmax``)."""
+def _sequence_extend(right: bool):
     def rule(ctx, fun, ans, args, kwargs, argnums, deps):
-        if argnums != (0,) or not isinstance(deps[0], Dep) or isinstance(
-                ans, (list, tuple)):
-            raise _Fallback
-        dep = deps[0]
-        axis = kwargs.get("axis", args[1] if len(args) > 1 else None)
-        if not (axis is None or isinstance(axis, (int, np.integer, tuple,
-                                                  list))):
-            raise _Fallback
-        shape = dep.index.shape
-        axes = _axes(axis, len(shape))
-        if not along:
-            return _reduce_dep(ctx, dep, axes, np.shape(ans), nonlinear)
-        if np.shape(ans) != shape and not (axis is None and np.ndim(ans) == 1):
-            raise _Fallback
-        ids, n_out = _groups(shape, axes)
-        reduced = aggregate(dep, ids, n_out, (n_out,), ctx, nonlinear)
-        return Dep(reduced.rows, reduced.index[ids].reshape(np.shape(ans)))
+        seq = _item_dep(ctx, args[0], 0, argnums, deps)
+        items = [_item_dep(ctx, args[pos], pos, argnums, deps)
+                 for pos in range(1, len(args))]
+        return list(seq) + items if right else items + list(seq)
     return rule
 
 
-def _trace_rule(ctx, fun, ans, args, kwargs, argnums, deps):
-    if argnums != (0,):
-        raise _Fallback
-    offset = kwargs.get("offset", args[1] if len(args) > 1 else 0)
-    axis1 = kwargs.get("axis1", args[2] if len(args) > 2 else 0)
-    axis2 = kwargs.get("axis2", args[3] if len(args) > 3 else 1)
-    diag = np.diagonal(deps[0].index, offset, axis1, axis2)
-    return _reduce_dep(ctx, Dep(deps[0].rows, diag), (diag.ndim - 1,),
-                       np.shape(ans))
-
-
-# ----------------------------------------------------------------------
-# Contractions (einsum and its special cases)
-# ----------------------------------------------------------------------
-_LETTERS = string.ascii_letters
-
-
-def _parse_einsum(spec: str, shapes: List[tuple]):
-    spec = spec.replace(" ", "")
-    if "->" in spec:
-        ins, out = spec.split("->")
+def _kron_rule(ctx, fun, ans, args, kwargs, argnums, deps):
+    """``kron(a, b)``: a product of ``a[i]`` and ``b[j]`` per element."""
+    nd = max(np.ndim(args[0]), np.ndim(args[1]))
+    full: List[int] = []
+    for sa, sb in zip((1,) * (nd - np.ndim(args[0])) + np.shape(args[0]),
+                      (1,) * (nd - np.ndim(args[1])) + np.shape(args[1])):
+        full += [sa, sb]
+    items = []
+    for pos in (0, 1):
+        src = deps[argnums.index(pos)].index if pos in argnums else \
+            np.asarray(args[pos])
+        src = src.reshape((1,) * (nd - src.ndim) + src.shape)
+        expanded = []
+        for size in src.shape:
+            expanded += [size, 1] if pos == 0 else [1, size]
+        items.append(src.reshape(expanded))
+    shape = tuple(full)
+    if len(argnums) == 2:
+        out, left, right, _ = pair_union(ctx, deps[0].rows, items[0],
+                                         deps[1].rows, items[1], shape)
+        ctx.add_pairs(left, right)
     else:
-        ins, out = spec, None
-    subs = ins.split(",")
-    if len(subs) != len(shapes):
-        raise _Fallback
-    used = set(spec) - set(".,->")
-    pool = [c for c in _LETTERS if c not in used]
-    n_ell = max((len(s) - (len(sub) - 3) if "..." in sub else 0)
-                for sub, s in zip(subs, shapes))
-    ell = pool[:n_ell]
-    labels = []
-    for sub, shape in zip(subs, shapes):
-        if "..." in sub:
-            head, tail = sub.split("...")
-            k = len(shape) - len(head) - len(tail)
-            labels.append(list(head) + ell[n_ell - k:] + list(tail))
-        else:
-            labels.append(list(sub))
-    if out is None:
-        counts: Dict[str, int] = {}
-        for lab in labels:
-            for c in lab:
-                counts[c] = counts.get(c, 0) + 1
-        out_labels = ell + sorted(c for c, n in counts.items()
-                                  if n == 1 and c not in ell)
-    else:
-        head, _, tail = out.partition("...")
-        out_labels = list(head) + (ell if "..." in out else []) + list(tail)
-    return labels, out_labels
-
-
-def _contraction_labels(name: str, args: tuple, shapes: List[tuple]):
-    """(operand positions in args, labels per operand, output labels)."""
-    if name == "einsum":
-        if not isinstance(args[0], str):
-            raise _Fallback
-        labels, out = _parse_einsum(args[0], shapes[1:])
-        return list(range(1, len(args))), labels, out
-    a, b = shapes[0], shapes[1]
-    na, nb = len(a), len(b)
-    letters = iter(_LETTERS)
-    la = [next(letters) for _ in range(na)]
-    lb = [next(letters) for _ in range(nb)]
-    if name in ("dot", "matmul", "inner", "tensordot") and (
-            na == 0 or nb == 0):
-        raise _Fallback  # a scalar operand: handled as a product
-    if name == "dot":
-        lb[-2 if nb > 1 else 0] = la[-1]
-        out = la[:-1] + [c for c in lb if c != la[-1]]
-    elif name == "inner":
-        lb[-1] = la[-1]
-        out = la[:-1] + lb[:-1]
-    elif name == "matmul":
-        if na == 1 and nb == 1:
-            lb = la[:]
-            out = []
-        elif na == 1:
-            lb[-2] = la[0]
-            out = lb[:-2] + lb[-1:]
-        elif nb == 1:
-            lb[0] = la[-1]
-            out = la[:-1]
-        else:
-            if a[:-2] != b[:-2]:
-                raise _Fallback
-            lb[:-2] = la[:-2]
-            lb[-2] = la[-1]
-            out = la[:-1] + lb[-1:]
-    elif name == "tensordot":
-        axes = args[2] if len(args) > 2 else 2
-        if isinstance(axes, (int, np.integer)):
-            ax_a = list(range(na - int(axes), na))
-            ax_b = list(range(int(axes)))
-        else:
-            ax_a, ax_b = ([x] if np.ndim(x) == 0 else list(x) for x in axes)
-        for i, j in zip(ax_a, ax_b):
-            lb[j % nb] = la[i % na]
-        out = [la[i] for i in range(na) if i not in
-               [x % na for x in ax_a]] + [lb[j] for j in range(nb) if j not in
-                                          [x % nb for x in ax_b]]
-    elif name == "outer":
-        la, lb, out = ["i"], ["j"], ["i", "j"]
-    else:  # pragma: no cover - guarded by the table
-        raise _Fallback
-    return [0, 1], [la, lb], out
-
-
-def _reduce_to_labels(ctx, dep: Dep, labels: List[str], keep: List[str]):
-    """Union over the labels not in ``keep``; returns (dep, labels kept)."""
-    axes = tuple(i for i, c in enumerate(labels) if c not in keep)
-    kept = [c for c in labels if c in keep]
-    if axes:
-        shape = tuple(dep.index.shape[i] for i in range(len(labels))
-                      if i not in axes)
-        dep = _reduce_dep(ctx, dep, axes, shape)
-    return dep, kept
-
-
-def _to_output(dep: Dep, labels: List[str], out: List[str], dims) -> Dep:
-    """Broadcast a dep over ``labels`` (all in ``out``) to the output."""
-    perm = sorted(range(len(labels)), key=lambda i: out.index(labels[i]))
-    arr = np.transpose(dep.index, perm) if labels else dep.index
-    shape = [dims[c] if c in labels else 1 for c in out]
-    arr = np.reshape(arr, shape)
-    return Dep(dep.rows, np.broadcast_to(arr, tuple(dims[c] for c in out)))
-
-
-def _enumerate_incidence(ctx, dep: Dep, t_labels, const, c_labels, out,
-                         dims, out_shape) -> Optional[Dep]:
-    """Exact first-order deps of ``einsum(const, traced)`` from the
-    constant's nonzeros; ``None`` when that would be too large."""
-    free = [c for c in dict.fromkeys(t_labels) if c not in c_labels]
-    n_free = int(np.prod([dims[c] for c in free], dtype=np.int64))
-    nz = np.nonzero(const)
-    nnz = len(nz[0]) if nz else 1
-    if nnz * n_free > _MAX_ENUMERATION:
-        return None
-    values = {}
-    for c, coords in zip(c_labels, nz):
-        values[c] = np.repeat(coords, n_free)
-    if free:
-        grid = np.indices([dims[c] for c in free]).reshape(len(free), -1)
-        for c, row in zip(free, grid):
-            values[c] = np.tile(row, nnz)
-    t_flat = np.ravel_multi_index([values[c] for c in t_labels],
-                                  dep.index.shape) if t_labels else \
-        np.zeros(nnz * n_free, dtype=np.int64)
-    o_flat = np.ravel_multi_index([values[c] for c in out], out_shape) \
-        if out else np.zeros(nnz * n_free, dtype=np.int64)
-    idx = dep.index.ravel()[t_flat]
-    keep = idx > 0
-    n_out = int(np.prod(out_shape, dtype=np.int64))
-    incidence = sp.csr_matrix((np.ones(int(keep.sum())),
-                               (o_flat[keep], idx[keep])),
-                              shape=(n_out, dep.rows.shape[0]))
-    return make_dep(_ones(incidence @ dep.rows), np.arange(n_out),
-                    out_shape, ctx)
-
-
-def _contraction(name: str):
-    def rule(ctx, fun, ans, args, kwargs, argnums, deps):
-        if any(not isinstance(dep, Dep) for dep in deps) or set(
-                kwargs) - {"axes", "optimize"}:
-            raise _Fallback
-        vals = list(args)
-        if "axes" in kwargs:
-            vals = vals[:2] + [kwargs["axes"]]
-        deps = list(deps)
-        if name == "outer":
-            vals = [np.ravel(v) for v in vals]
-            deps = [Dep(d.rows, d.index.ravel()) for d in deps]
-        shapes = [np.shape(v) for v in vals]
-        positions, labels, out = _contraction_labels(name, vals, shapes)
-        dims: Dict[str, int] = {}
-        for pos, lab in zip(positions, labels):
-            for c, n in zip(lab, shapes[pos]):
-                if dims.setdefault(c, n) != n:
-                    raise _Fallback  # broadcasting a length-1 axis
-            if len(set(lab)) != len(lab):
-                raise _Fallback  # a diagonal: conservative
-        out_shape = tuple(dims[c] for c in out)
-        if out_shape != np.shape(ans):
-            raise _Fallback
-        traced = [(labels[positions.index(a)], d)
-                  for a, d in zip(argnums, deps)]
-        consts = [(labels[k], vals[p]) for k, p in enumerate(positions)
-                  if p not in argnums]
-        if len(traced) == 1 and len(consts) == 1:
-            got = _enumerate_incidence(ctx, traced[0][1], traced[0][0],
-                                       consts[0][1], consts[0][0], out, dims,
-                                       out_shape)
-            if got is not None:
-                return got
-        per_operand = []
-        for lab, dep in traced:
-            red, kept = _reduce_to_labels(ctx, dep, lab, out)
-            per_operand.append(_to_output(red, kept, out, dims))
-        result = per_operand[0]
-        for other in per_operand[1:]:
-            result = _pair_union(ctx, result.rows, result.index, other.rows,
-                                 other.index, out_shape)[0]
-        for i in range(len(traced)):
-            for j in range(i + 1, len(traced)):
-                _cross_pairs(ctx, traced[i], traced[j], dims)
-        return result
-    return rule
-
-
-def _cross_pairs(ctx, first, second, dims) -> None:
-    """Hessian pairs between two operands of a multilinear contraction:
-    elements that meet in a product share the values of common labels."""
-    (la, da), (lb, db) = first, second
-    shared = [c for c in la if c in lb]
-    ra, ka = _reduce_to_labels(ctx, da, la, shared)
-    rb, kb = _reduce_to_labels(ctx, db, lb, shared)
-    ib = np.transpose(rb.index, [kb.index(c) for c in ka]) if ka else \
-        rb.index
-    _, left, right, _ = _pair_union(ctx, ra.rows, ra.index, rb.rows, ib,
-                                    ra.index.shape)
-    ctx.add_pairs(left, right)
-
-
-def _product_or(contraction_rule):
-    """``dot``/``matmul`` with a 0-d operand are elementwise products."""
-    product = _elementwise("bilinear")
-
-    def rule(ctx, fun, ans, args, kwargs, argnums, deps):
-        if min(np.ndim(args[0]), np.ndim(args[1])) == 0:
-            return product(ctx, fun, ans, args, kwargs, argnums, deps)
-        return contraction_rule(ctx, fun, ans, args, kwargs, argnums, deps)
-    return rule
-
-
-def _solve_rule(ctx, fun, ans, args, kwargs, argnums, deps):
-    """``solve(a, b)``: linear in ``b`` column by column when ``a`` is
-    constant; otherwise conservative."""
-    if argnums != (1,) or not isinstance(deps[0], Dep):
-        return _CONSERVATIVE(ctx, fun, ans, args, kwargs, argnums, deps)
-    dep = deps[0]
-    if dep.index.ndim == 2 and np.shape(ans) == dep.index.shape:
-        cols = _reduce_dep(ctx, dep, (0,), (dep.index.shape[1],))
-        return Dep(cols.rows, np.broadcast_to(cols.index[None, :],
-                                              dep.index.shape))
-    return _conservative(False)(ctx, fun, ans, args, kwargs, argnums, deps)
+        pos = argnums[0]
+        out = _zero_where_constant_zero(
+            Dep(deps[0].rows, np.broadcast_to(items[pos], shape)),
+            items[1 - pos], shape)
+    if int(np.prod(shape)) != int(np.size(ans)):
+        raise Fallback
+    return Dep(out.rows, out.index.reshape(np.shape(ans)))
 
 
 def _linear_map(matrix) -> Callable:
@@ -470,13 +275,24 @@ def _linear_map(matrix) -> Callable:
     mask = coo.data != 0
     rows_a, cols_a = coo.row[mask], coo.col[mask]
     n_out, n_in = coo.shape
+    # At most one nonzero per row (a gather, e.g. u[group]): a selection.
+    source = None
+    if np.bincount(rows_a, minlength=n_out).max(initial=0) <= 1:
+        source = np.full(n_out, -1, dtype=np.int64)
+        source[rows_a] = cols_a
 
     def rule(ctx, fun, ans, args, kwargs, argnums, deps):
         dep = deps[0]
         if len(deps) != 1 or not isinstance(dep, Dep) or \
                 dep.index.shape[:1] != (n_in,):
-            raise _Fallback
+            raise Fallback
         rest = int(np.prod(dep.index.shape[1:], dtype=np.int64))
+        if source is not None:
+            index = dep.index.reshape(n_in, rest)[np.maximum(source, 0)]
+            index[source < 0] = 0
+            if index.size != int(np.size(ans)):
+                raise Fallback
+            return Dep(dep.rows, index.reshape(np.shape(ans)))
         cols = np.arange(rest)
         o_flat = (rows_a[:, None] * rest + cols).ravel()
         i_flat = (cols_a[:, None] * rest + cols).ravel()
@@ -490,6 +306,45 @@ def _linear_map(matrix) -> Callable:
     return rule
 
 
+def _untake(ctx, fun, ans, args, kwargs, argnums, deps):
+    """autograd's ``untake(x, idx, vs)``: ``x`` scattered (and summed) into
+    zeros of ``vs``'s shape at ``idx`` (the adjoint of indexing)."""
+    if argnums != (0,) or not isinstance(deps[0], Dep):
+        raise Fallback
+    shape = tuple(args[2].shape)
+    idx = args[1]
+    if isinstance(idx, list) and (len(idx) == 0 or not isinstance(
+            idx[0], slice)):
+        idx = np.array(idx, dtype=np.int64)
+    size = int(np.prod(shape, dtype=np.int64))
+    target = np.broadcast_to(np.arange(size).reshape(shape)[idx],
+                             deps[0].index.shape)
+    return aggregate(deps[0], target, size, shape, ctx)
+
+
+def _vspace_add(ctx, fun, ans, args, kwargs, argnums, deps):
+    """``VSpace.add/mut_add(vs, x, y)`` and ``sparse_add(vs, prev, new)``:
+    a sum of cotangents."""
+    if any(not isinstance(dep, Dep) for dep in deps):
+        raise Fallback
+    shape = np.shape(ans)
+    if len(deps) == 1:
+        return Dep(deps[0].rows, np.broadcast_to(deps[0].index, shape))
+    return pair_union(ctx, deps[0].rows, deps[0].index, deps[1].rows,
+                      deps[1].index, shape)[0]
+
+
+def _product_or(rule_2d):
+    """``dot``/``matmul``/``inner`` with a 0-d operand are products."""
+    product = _elementwise("bilinear")
+
+    def rule(ctx, fun, ans, args, kwargs, argnums, deps):
+        if min(np.ndim(args[0]), np.ndim(args[1])) == 0:
+            return product(ctx, fun, ans, args[:2], kwargs, argnums, deps)
+        return rule_2d(ctx, fun, ans, args, kwargs, argnums, deps)
+    return rule
+
+
 # ----------------------------------------------------------------------
 # The tables
 # ----------------------------------------------------------------------
@@ -499,13 +354,16 @@ _LINEAR_UFUNCS = {
     "minimum", "fmax", "fmin", "copysign"}
 _ZERO_UFUNCS = {"sign", "floor", "ceil", "rint", "trunc", "heaviside",
                 "floor_divide", "remainder", "fmod", "spacing"}
+_IDENTITY = {"astype", "real", "copy", "asarray", "ascontiguousarray",
+             "nan_to_num", "real_if_close"}
 _SELECTIONS = {
     "reshape", "ravel", "transpose", "swapaxes", "moveaxis", "rollaxis",
     "squeeze", "expand_dims", "broadcast_to", "repeat", "tile", "flip",
     "fliplr", "flipud", "rot90", "roll", "diagonal", "diag", "tril", "triu",
     "take", "take_along_axis", "atleast_1d", "atleast_2d", "atleast_3d",
-    "copy", "pad", "__getitem__", "real", "split", "array_split", "hsplit",
-    "vsplit", "dsplit", "_unpack_tril", "_pack_tril", "asarray", "ascontiguousarray"}
+    "__getitem__", "split", "array_split", "hsplit", "vsplit",
+    "dsplit", "_unpack_tril", "_pack_tril", "make_diagonal",
+    "matrix_transpose"}
 _DATA_ARGS = {
     "concatenate_args": lambda args: range(1, len(args)),
     "array_from_args": lambda args: range(2, len(args)),
@@ -517,10 +375,22 @@ _REDUCTIONS = {"sum": False, "mean": False, "nansum": False,
                "nanmean": False, "max": False, "min": False, "amax": False,
                "amin": False, "prod": True, "var": True, "std": True,
                "nanvar": True, "nanstd": True, "logsumexp": True}
-_ALONG = {"cumsum": False, "cumprod": True, "sort": False,
-          "softmax": True, "log_softmax": True}
+_ALONG = {"cumsum": (False, True), "cumprod": (True, True),
+          "sort": (False, False), "partition": (False, False),
+          "softmax": (True, False), "log_softmax": (True, False)}
 _CONTRACTIONS = {"dot", "matmul", "einsum", "tensordot", "inner", "outer"}
-_QUIET_CONSERVATIVE_MODULES = ("numpy.linalg", "scipy.linalg", "linalg")
+_BATCHED_LINALG = {"inv", "det", "slogdet", "cholesky", "eigh", "eigvalsh",
+                   "eig", "eigvals", "pinv", "svd", "matrix_power"}
+_ELEMENTWISE_NONLINEAR = {"polygamma", "multigammaln", "sinc", "angle",
+                          "logpdf", "pdf", "cdf", "logcdf", "sf", "logsf",
+                          "ppf", "pmf", "logpmf"}
+_QUIET_CONSERVATIVE_MODULES = ("numpy.linalg", "scipy.linalg", "linalg",
+                               "numpy.fft", "autograd.numpy.fft",
+                               "scipy.stats._multivariate", "scipy.signal",
+                               "autograd.scipy.signal")
+
+#: Only functions of these modules are recognised by name.
+_KNOWN_MODULES = ("numpy", "scipy", "autograd", "refold")
 
 RULE_KINDS = ("elementwise", "elementwise_linear", "zero", "selection",
               "linear", "nonlinear", "linear_map")
@@ -537,57 +407,96 @@ def register_rule(primitive: Any, kind: str, matrix: Any = None) -> None:
                 "elementwise_linear": _elementwise("linear"),
                 "zero": _elementwise("zero"),
                 "selection": _selection(),
-                "linear": _conservative(False),
+                "linear": _CONSERVATIVE_LINEAR,
                 "nonlinear": _CONSERVATIVE}[kind]
     _REGISTRY[primitive] = rule
+
+
+def _ufunc_rule(name: str) -> Callable:
+    if name in _LINEAR_UFUNCS:
+        return _elementwise("linear")
+    if name in _ZERO_UFUNCS:
+        return _elementwise("zero")
+    if name == "multiply":
+        return _elementwise("bilinear")
+    if name in ("divide", "true_divide"):
+        return _elementwise("divide")
+    return _elementwise("nonlinear")
+
+
+_NAMED: Dict[str, Callable] = {
+    "clip": _elementwise("linear"), "imag": _elementwise("linear"),
+    "full": _elementwise("linear"), "trace": trace_rule,
+    "container_take": _container_take, "make_sequence": _make_sequence,
+    "sequence_extend_right": _sequence_extend(True),
+    "sequence_extend_left": _sequence_extend(False),
+    "solve": solve_rule, "solve_triangular": solve_rule, "norm": norm_rule,
+    "diff": diff_rule, "kron": _kron_rule, "pad": _pad_rule,
+    "linspace": _CONSERVATIVE_LINEAR, "_apply_linear": _CONSERVATIVE_LINEAR}
 
 
 def _rule_by_name(raw: Any) -> Optional[Callable]:
     name = getattr(raw, "__name__", "")
     module = getattr(raw, "__module__", "") or ""
+    if module.startswith("autograd.") and getattr(
+            raw, "__qualname__", "") in _QUALNAMED:
+        return _QUALNAMED[raw.__qualname__]
     if isinstance(raw, np.ufunc):
-        if name == "matmul":
-            return _product_or(_contraction("matmul"))
         if raw.nout != 1:
             return None
-        if name in _LINEAR_UFUNCS:
-            return _elementwise("linear")
-        if name in _ZERO_UFUNCS:
-            return _elementwise("zero")
-        if name == "multiply":
-            return _elementwise("bilinear")
-        if name in ("divide", "true_divide"):
-            return _elementwise("divide")
-        return _elementwise("nonlinear")
+        if getattr(raw, "__module__", None) != "numpy":
+            return _elementwise("nonlinear")    # scipy.special's, yours
+        if name == "matmul":
+            return _product_or(contraction_rule("matmul"))
+        return _ufunc_rule(name)
+    if not module.startswith(_KNOWN_MODULES):
+        return None     # a function of yours that shares a numpy name
+    if name in _NAMED:
+        return _NAMED[name]
     if name in _CONTRACTIONS:
-        rule = _contraction(name)
+        rule = contraction_rule(name)
         return _product_or(rule) if name in ("dot", "inner") else rule
+    if name in _IDENTITY:
+        return _identity_or_selection
     if name in _SELECTIONS:
         return _selection()
     if name in _DATA_ARGS:
         return _selection(_DATA_ARGS[name])
     if name in _REDUCTIONS:
-        return _reduction(_REDUCTIONS[name])
+        return reduction_rule(_REDUCTIONS[name])
     if name in _ALONG:
-        return _reduction(_ALONG[name], along=True)
-    if name == "clip":
-        return _elementwise("linear")
-    if name in ("polygamma", "multigammaln"):
-        return _elementwise("nonlinear")
-    if name == "trace":
-        return _trace_rule
-    if name == "container_take":
-        return _container_take
-    if name in ("solve", "solve_triangular"):
-        return _solve_rule
-    if module.startswith("scipy.stats._distn") and name in (
-            "logpdf", "pdf", "cdf", "logcdf", "sf", "logsf", "ppf"):
+        return along_rule(*_ALONG[name])
+    if name in _BATCHED_LINALG and "linalg" in module:
+        return batched_linalg_rule
+    if name in _ELEMENTWISE_NONLINEAR and (
+            module.startswith("scipy.special") or name in (
+                "sinc", "angle") or module.startswith(
+                "scipy.stats._distn")):
         return _elementwise("nonlinear")
     if any(module.startswith(m) or m in module.split(".")
            for m in _QUIET_CONSERVATIVE_MODULES):
         return _CONSERVATIVE
     return None
 
+
+_SELECT_ANY = _selection()
+
+
+def _identity_or_selection(ctx, fun, ans, args, kwargs, argnums, deps):
+    try:
+        return _identity(ctx, fun, ans, args, kwargs, argnums, deps)
+    except Fallback:
+        return _SELECT_ANY(ctx, fun, ans, args, kwargs, argnums, deps)
+
+
+#: autograd's own primitives, met when a traced function calls ``grad``.
+_QUALNAMED: Dict[str, Callable] = {
+    "dot_adjoint_0": adjoint_rule("dot", 0),
+    "dot_adjoint_1": adjoint_rule("dot", 1),
+    "tensordot_adjoint_0": adjoint_rule("tensordot", 0),
+    "tensordot_adjoint_1": adjoint_rule("tensordot", 1),
+    "untake": _untake, "VSpace.add": _vspace_add,
+    "VSpace.mut_add": _vspace_add, "sparse_add": _vspace_add}
 
 _BY_RAW: Dict[Any, Optional[Callable]] = {}
 
@@ -605,10 +514,15 @@ def apply_rule(ctx, fun, ans, args, kwargs, argnums, deps):
                 _BY_RAW[raw] = rule
             except TypeError:  # pragma: no cover - unhashable raw
                 pass
+    name = getattr(raw, "__qualname__", None) or repr(raw)
     if rule is None:
-        ctx.warn_unknown(getattr(raw, "__qualname__", repr(raw)))
+        ctx.warn_unknown(name)
         rule = _CONSERVATIVE
+    argnums = tuple(argnums)
     try:
-        return rule(ctx, fun, ans, args, kwargs, tuple(argnums), deps)
-    except _Fallback:
-        return _CONSERVATIVE(ctx, fun, ans, args, kwargs, argnums, deps)
+        return rule(ctx, fun, ans, args, kwargs, argnums, deps)
+    except Fallback:
+        pass
+    except Exception as err:  # a rule that cannot read these arguments
+        ctx.warn_failed(name, err)
+    return _CONSERVATIVE(ctx, fun, ans, args, kwargs, argnums, deps)

@@ -19,8 +19,14 @@ SparseConnectivityTracer (global Hessian tracer), vectorised:
   Jacobian), weighted by adjoints.  So a primitive that is *nonlinear* in
   some of its inputs adds the pairs of their dependency sets to one global
   accumulator; linear primitives add nothing, and a sum of terms only couples
-  what each term couples.  Each contribution is one sparse product
-  ``A.T @ B`` of two row matrices.
+  what each term couples.  A contribution is a pair of row matrices
+  ``(A, B)`` meaning ``A.T @ B``; at the end the distinct row pairs of all
+  contributions are merged (hashing rows with random weights, checked
+  exactly) and multiplied once -- sparsely, or by dense products when many
+  dense-ish rows would make the sparse product the costlier.
+
+Broadcasting costs nothing: rules keep ``index`` as a broadcast view and
+work on its non-repeated core (stride-0 axes are done once).
 
 The result is a superset of the Hessian's nonzeros at ``x``: every rule is
 exact or errs on the side of more dependencies.  Control flow is followed
@@ -37,7 +43,11 @@ from autograd.tracer import Node, notrace_primitives, trace
 
 from refold.sensitivity._solver_base import RefoldWarning
 
-__all__ = ["Dep", "SparsityWarning", "TraceContext", "run_trace"]
+__all__ = ["Dep", "Fallback", "SparsityWarning", "TraceContext", "run_trace"]
+
+
+class Fallback(Exception):
+    """A rule cannot handle these arguments: use the conservative rule."""
 
 
 class SparsityWarning(RefoldWarning):
@@ -56,6 +66,13 @@ def _ones(mat: sp.csr_matrix) -> sp.csr_matrix:
     mat.sum_duplicates()
     mat.data = np.ones(len(mat.indices))
     return mat
+
+
+def core(index: np.ndarray) -> np.ndarray:
+    """``index`` without the repetitions of its broadcast (stride-0) axes."""
+    index = np.asarray(index)
+    return index[tuple(slice(0, 1) if stride == 0 else slice(None)
+                       for stride in index.strides)]
 
 
 def empty_rows(dim: int, n: int = 1) -> sp.csr_matrix:
@@ -91,8 +108,10 @@ class Dep:
 
     def used_rows(self) -> sp.csr_matrix:
         """The rows some element refers to (the empty row excluded)."""
-        used = np.unique(self.index)
-        return self.rows[used[used > 0]]
+        present = np.zeros(self.rows.shape[0], dtype=bool)
+        present[core(self.index)] = True
+        present[0] = False
+        return self.rows[np.flatnonzero(present)]
 
     def union_all(self) -> sp.csr_matrix:
         """One row: every coordinate any element depends on."""
@@ -135,6 +154,94 @@ def aggregate(dep: Dep, group: np.ndarray, n_groups: int, shape: tuple,
     if nonlinear:
         ctx.add_pairs(union, union)
     return make_dep(union, np.arange(n_groups), shape, ctx)
+
+
+def pair_union(ctx: "TraceContext", a_rows, ia, b_rows, ib, shape):
+    """Union of two broadcast dependency arrays, by distinct row pairs.
+
+    Returns (dep, left, right, union): ``left[k]``/``right[k]`` are the rows
+    of the k-th distinct pair met and ``union[k]`` their union."""
+    nb = b_rows.shape[0]
+    ia, ib = np.broadcast_to(ia, shape), np.broadcast_to(ib, shape)
+    # Axes along which both are broadcast are done once, then broadcast.
+    cut = tuple(slice(0, 1) if sa == 0 and sb == 0 else slice(None)
+                for sa, sb in zip(ia.strides, ib.strides))
+    ia, ib = ia[cut], ib[cut]
+    uniq, inverse = unique_inverse(ia.ravel() * nb + ib.ravel(),
+                                   a_rows.shape[0] * nb)
+    left, right = a_rows[uniq // nb], b_rows[uniq % nb]
+    union = _ones(left + right)
+    dep = make_dep(union, inverse, ia.shape, ctx)
+    return Dep(dep.rows, np.broadcast_to(dep.index, shape)), left, right, \
+        union
+
+
+def reduction_groups(shape: tuple, axes: tuple):
+    """The output position of each element when ``axes`` are reduced, and
+    the number of outputs."""
+    kept = tuple(1 if i in axes else s for i, s in enumerate(shape))
+    n_out = int(np.prod(kept, dtype=np.int64))
+    ids = np.broadcast_to(np.arange(n_out).reshape(kept), shape)
+    return ids, n_out
+
+
+def reduce_dep(ctx: "TraceContext", dep: Dep, axes: tuple, out_shape: tuple,
+               nonlinear: bool = False) -> Dep:
+    """Union over ``axes`` (the result has ``out_shape``: the kept axes,
+    with or without length-1 axes in place of the reduced ones)."""
+    axes = tuple(axes)
+    index = dep.index
+    # A reduced axis along which the index is broadcast adds nothing.
+    index = index[tuple(slice(0, 1) if i in axes and stride == 0
+                        else slice(None)
+                        for i, stride in enumerate(index.strides))]
+    if int(np.prod(out_shape, dtype=np.int64)) != int(np.prod(
+            [n for i, n in enumerate(index.shape) if i not in axes],
+            dtype=np.int64)):
+        raise Fallback
+    if all(index.shape[i] == 1 for i in axes):
+        out = Dep(dep.rows, index.reshape(tuple(out_shape)))
+        if nonlinear:
+            used = out.used_rows()
+            ctx.add_pairs(used, used)
+        return out
+    ids, n_out = reduction_groups(index.shape, axes)
+    return aggregate(Dep(dep.rows, index), ids, n_out, tuple(out_shape),
+                     ctx, nonlinear)
+
+
+_GOLDEN = 1.6180339887498949
+#: Dimension up to which a Hessian pattern may be accumulated densely.
+_MAX_DENSE_DIM = 6000
+#: Cost of one sparse-product flop in dense BLAS flops (for the choice).
+_SPARSE_FLOP_COST = 30.0
+#: Pairs per dense BLAS product.
+_DENSE_CHUNK = 2048
+
+
+def _dense_pattern(dim: int) -> sp.csr_matrix:
+    return sp.csr_matrix((np.ones(dim * dim), np.tile(np.arange(dim), dim),
+                          np.arange(0, dim * dim + 1, dim)),
+                         shape=(dim, dim))
+
+
+def _dense_products(left: sp.csr_matrix, right: sp.csr_matrix,
+                    dim: int) -> sp.csr_matrix:
+    """Pattern of ``L.T @ R + R.T @ L`` accumulated densely (BLAS), for
+    many dense-ish rows, stopping once every entry is set."""
+    total = np.zeros((dim, dim), dtype=np.float32)
+    for start in range(0, left.shape[0], _DENSE_CHUNK):
+        block = slice(start, start + _DENSE_CHUNK)
+        chunk_l = left[block].toarray().astype(np.float32)
+        chunk_r = right[block].toarray().astype(np.float32)
+        total += chunk_l.T @ chunk_r
+        if start + _DENSE_CHUNK < left.shape[0] and (
+                (total + total.T) > 0).all():
+            break
+    pattern = (total + total.T) > 0
+    if pattern.all():
+        return _dense_pattern(dim)
+    return sp.csr_matrix(pattern.astype(float))
 
 
 def constant_dep(shape: tuple, dim: int) -> Dep:
@@ -195,11 +302,53 @@ class TraceContext:
             self._pairs.append((left, right))
 
     def hessian(self) -> sp.csr_matrix:
-        total = sp.csr_matrix((self.dim, self.dim))
-        for left, right in self._pairs:
-            total = total + _ones(left.T.tocsr() @ right)
-        total = _ones(total + total.T)
-        return total
+        """The symmetric pattern of every pair added (stored values 1).
+
+        Pairs of rows met several times (the same dependency sets coupled
+        by several primitives) are merged first, so the one sparse product
+        ``L.T @ R`` costs what the distinct couplings cost."""
+        if not self._pairs:
+            return sp.csr_matrix((self.dim, self.dim))
+        left = sp.vstack([pair[0] for pair in self._pairs], format="csr")
+        right = sp.vstack([pair[1] for pair in self._pairs], format="csr")
+        key_l, key_r = left @ self._hash, right @ self._hash
+        # Orient each pair canonically (smaller key first), then merge.
+        n = left.shape[0]
+        swap = key_l[:, 0] > key_r[:, 0]
+        both = sp.vstack([left, right], format="csr")
+        order = np.arange(n)
+        left = both[np.where(swap, order + n, order)]
+        right = both[np.where(swap, order, order + n)]
+        # One random-weighted key per pair (a collision is caught below).
+        keys = (left @ self._hash[:, 0]) * _GOLDEN + right @ self._hash[:, 1]
+        _, first, inverse = np.unique(keys, return_index=True,
+                                      return_inverse=True)
+        inverse = np.asarray(inverse).ravel()
+        first_l, first_r = left[first], right[first]
+        if (first_l[inverse] != left).nnz or (first_r[inverse] != right).nnz:
+            first_l, first_r = left, right  # pragma: no cover - collision
+        dim = self.dim
+        flops = float(np.dot(np.diff(first_l.indptr).astype(float),
+                             np.diff(first_r.indptr)))
+        if dim <= _MAX_DENSE_DIM and flops * _SPARSE_FLOP_COST > \
+                (first_l.shape[0] + 50.0) * dim * dim:
+            return _dense_products(first_l, first_r, dim)
+        total = (first_l.T.tocsr() @ first_r).tocsr()
+        # A sparse product stores each entry once: all of them set means a
+        # dense pattern, returned without sorting D * D indices.
+        if total.nnz == dim * dim:
+            return _dense_pattern(dim)
+        return _ones(total + total.T)
+
+    def warn_failed(self, name: str, err: Exception) -> None:
+        key = "failed:" + name
+        if key not in self.unknown:
+            self.unknown.append(key)
+            warnings.warn(
+                f"hessian_sparsity: the sparsity rule of {name!r} could not "
+                f"read its arguments ({type(err).__name__}: {err}); every "
+                f"output is taken to depend on all of its inputs.",
+                SparsityWarning, stacklevel=2)
 
     def warn_unknown(self, name: str) -> None:
         if name not in self.unknown:

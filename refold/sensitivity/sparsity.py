@@ -9,28 +9,40 @@ is a superset of the true pattern at ``x`` -- never a missing entry -- and is
 tight on the structures researchers write: block-diagonal, arrowhead
 (global/local), banded, and bilinear couplings over observed pairs.
 
-How the rules treat primitives (see ``_sparsity_rules``):
+The guarantee: the pattern holds every entry that can be nonzero at ``x``
+(it may hold structural entries that vanish numerically).  How the rules read
+primitives (``_sparsity_rules`` and ``_sparsity_einsum`` list them all):
 
-* elementwise ufuncs (numpy's and scipy.special's) with broadcasting; linear
-  ones (``add``, ``negative``, ``absolute``, ``maximum``...) couple nothing,
-  ``multiply`` couples only across its operands, ``divide`` is nonlinear in
-  its denominator only;
-* indexing, reshape/transpose/concatenate/stack/split, ``where``, ``diag``,
-  ``tril``: evaluated on integer labels, so exact;
-* reductions (``sum``, ``mean``, ``max``; nonlinear ``prod``, ``var``,
-  ``logsumexp``) and along-axis maps (``cumsum``, ``softmax``);
-* ``dot``/``matmul``/``einsum``/``tensordot``/``inner``/``outer``: a constant
-  operand's zeros are used, so a one-hot design ``Z @ u`` stays sparse;
-* linear algebra (``inv``, ``cholesky``, ``slogdet``...): every output depends
-  on every input of the call (conservative within its operands);
-* any other primitive: the same conservative answer, with one
-  :class:`SparsityWarning` naming it.  Register a rule for your own
-  primitives with :func:`register_sparsity_rule`.
+* exact -- elementwise ufuncs with broadcasting (``multiply`` couples only
+  across its operands, ``divide`` is nonlinear in its denominator only,
+  ``add``/``negative`` couple nothing); indexing of every kind, reshape,
+  transpose, concatenate, stack, split and tuple unpacking, ``where``,
+  ``diag``, ``tril``, ``pad`` (all evaluated on integer labels); reductions
+  over any ``axis`` with ``keepdims``; ``cumsum`` prefixes and ``diff``;
+  ``dot``/``matmul``/``einsum``/``tensordot``/``inner``/``outer``/``kron``
+  with broadcasting and diagonals, using a constant operand's zeros (a
+  one-hot design ``Z @ u`` stays sparse); scipy.special's functions; linear
+  algebra on stacked ``(..., n, n)`` arrays, matrix by matrix;
+* tight on the structures researchers write -- block-diagonal, arrowhead
+  (global/local), banded/tridiagonal, bilinear couplings over observed pairs,
+  pattern folds of PSD and simplex arrays;
+* conservative by design -- piecewise-linear selections (``maximum``,
+  ``abs``, ``clip``, ``max``, ``sort``) depend on all of their candidates;
+  within one matrix, linear algebra couples every entry with every other;
+  an output of a contraction of several traced operands depends on all
+  they contract over (their couplings use the constants' zeros); a
+  constant more than half nonzero is taken as dense;
+* any other primitive: every output depends on every traced input,
+  nonlinearly, with one :class:`SparsityWarning` naming it (quietly for
+  linear algebra, FFTs and multivariate densities); a rule that cannot read
+  its arguments falls back to the same answer with a warning.  Register a
+  rule for your own primitives with :func:`register_sparsity_rule`.
 
 Python control flow is followed as it runs at ``x``: the pattern is the
 pattern at ``x`` (a branch taken elsewhere may couple other coordinates).
 :func:`refold.sensitivity.sparse_hessian` therefore verifies every Hessian
-recovered from a detected pattern against a random probe.
+recovered from a detected pattern against a random probe, and a pattern the
+objective contradicts is a ``ValueError`` naming the coordinate.
 """
 from __future__ import annotations
 
@@ -142,8 +154,8 @@ def jacobian_sparsity(fun: Callable, x: Any, *args: Any) -> sp.csr_matrix:
     >>> import autograd.numpy as np
     >>> f = lambda x: np.cumsum(x[::-1])[:2] ** 2
     >>> jacobian_sparsity(f, np.ones(3)).toarray().astype(int)
-    array([[1, 1, 1],
-           [1, 1, 1]])
+    array([[0, 0, 1],
+           [0, 1, 1]])
     """
     _check_fun(fun)
     x = _as_point(x)
@@ -173,7 +185,8 @@ def register_sparsity_rule(primitive: Callable, kind: str, *,
         * ``'zero'`` -- zero derivative (the output is treated as constant);
         * ``'selection'`` -- every output element is one element of the traced
           argument(s) or zero (a gather, a reshape, a triangular packing): the
-          primitive is called on integer labels to find which;
+          primitive is called on integer labels to find which, so it must
+          only move elements (never scale or combine them);
         * ``'linear'`` / ``'nonlinear'`` -- every output depends on every
           traced input (the default for unknown primitives, without the
           warning);
