@@ -53,7 +53,6 @@ import scipy.sparse as sp
 
 from refold.sensitivity._sparsity_rules import RULE_KINDS, register_rule
 from refold.sensitivity._sparsity_trace import SparsityWarning, run_trace
-from refold.sensitivity import _sparsity_vjp_rules  # noqa: F401 - rules
 
 __all__ = ["hessian_sparsity", "jacobian_sparsity", "register_sparsity_rule",
            "SparsityWarning"]
