@@ -169,17 +169,5 @@ def make_solver(obj: Callable, par: np.ndarray, hessian: Any, spec: Any,
 
 
 def describe_structure(structure: Any) -> str:
-    """``structure.describe()``, naming a Hessian the caller gave instead of
-    the HVPs it would have cost."""
-    if structure.source != "given":
-        return structure.describe()
-    if structure.kind == "arrowhead":
-        t, m = structure.local_inds.shape
-        what = (f"arrowhead: {len(structure.global_inds):,} globals, {t:,} "
-                f"blocks of {m}")
-    elif structure.kind == "sparse" and structure.pattern is not None:
-        what = f"sparse: {structure.pattern.nnz:,} possible nonzeros"
-    else:
-        what = f"{structure.kind}: D = {structure.dim:,}"
-    return (f"{what}; hessian_at_opt given; {structure.solver_name} "
-            f"({structure.reason})")
+    """``structure.describe()`` (kept for the models' callers)."""
+    return structure.describe()

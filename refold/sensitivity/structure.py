@@ -194,6 +194,8 @@ class HessianStructure:
         self.reason, self.source, self.seconds = reason, source, seconds
         self._colouring: Optional[HessianColouring] = None
         self._num_products, self._solver_name = num_products, solver_name
+        #: How a Hessian the caller gave is named (``describe()``).
+        self.given_name = "the Hessian"
 
     @classmethod
     def from_pattern(cls, pattern: Any, *, source: str = "given"
@@ -232,6 +234,8 @@ class HessianStructure:
             return self.dim
         if self.kind == "matrix_free":
             return 0
+        if self.colouring is None:    # an arrowhead given without a pattern
+            return len(self.global_inds) + self.local_inds.shape[1] + 1
         return self.colouring.num_colours + 1
 
     @property
@@ -253,9 +257,12 @@ class HessianStructure:
             what = f"sparse: {self.pattern.nnz:,} possible nonzeros"
         else:
             what = f"{self.kind}: D = {self.dim:,}"
-        cost = ("HVPs per product" if self.kind == "matrix_free" else
-                f"{self.num_hvps:,} reverse passes" if self.kind == "dense"
-                else f"{self.num_hvps:,} HVPs")
+        if self.source == "given":
+            cost = f"{self.given_name} given"
+        else:
+            cost = ("HVPs per product" if self.kind == "matrix_free" else
+                    f"{self.num_hvps:,} reverse passes" if self.kind ==
+                    "dense" else f"{self.num_hvps:,} HVPs")
         return f"{what}; {cost}; {self.solver_name} ({self.reason})"
 
     def __repr__(self) -> str:
@@ -465,6 +472,7 @@ def auto_hessian_solver(fun: Optional[Callable], x: np.ndarray,
     hvp = None
     if hessian is not None:
         structure = structure_of_matrix(hessian)
+        structure.given_name = options.get("name", "the Hessian")
         matrix = hessian
         if structure.kind == "arrowhead" and not isinstance(
                 hessian, ArrowheadHessian):
