@@ -43,7 +43,9 @@ def transform_eigenspace(eigvecs, eigvals, transform_function: Callable
     eigvals : numpy.ndarray, shape (K,)
         Their eigenvalues.
     transform_function : callable
-        Maps ``eigvals`` to the new eigenvalues (an array of length ``K``).
+        Maps ``eigvals`` to the new eigenvalues: an array of length ``K``,
+        or a scalar, which every eigenvalue in the span takes (as with
+        paragami, whose arithmetic broadcast it).
 
     Returns
     -------
@@ -58,7 +60,7 @@ def transform_eigenspace(eigvecs, eigvals, transform_function: Callable
     ------
     ValueError
         If the shapes disagree, or ``transform_function`` does not return
-        ``K`` finite values.
+        ``K`` finite values (or one finite scalar).
 
     Examples
     --------
@@ -85,6 +87,8 @@ def transform_eigenspace(eigvecs, eigvals, transform_function: Callable
         raise TypeError("transform_function: expected a callable, got "
                         "{}".format(type(transform_function).__name__))
     new = onp.asarray(transform_function(eigvals), dtype=float)
+    if new.ndim == 0:
+        new = onp.full(eigvals.shape, float(new))
     if new.shape != eigvals.shape or not onp.all(onp.isfinite(new)):
         raise ValueError(
             "transform_function: expected {} finite values, got {}".format(

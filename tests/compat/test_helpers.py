@@ -156,6 +156,33 @@ def test_helpers_agree_with_paragami(paragami):
     np.testing.assert_allclose(ours(v), theirs(v))
 
 
+def test_transform_eigenspace_takes_a_scalar_transform():
+    # paragami broadcast a scalar transform_function result (its own suite
+    # uses ``lambda x: 10``): every eigenvalue in the span becomes it.
+    rng = np.random.default_rng(7)
+    q, _ = np.linalg.qr(rng.normal(size=(4, 4)))
+    a_mult = optimization_lib.transform_eigenspace(
+        q[:, :2], np.array([3.0, 5.0]), lambda x: 10)
+    expected = q @ np.diag([10.0, 10.0, 1.0, 1.0]) @ q.T
+    v = rng.normal(size=4)
+    np.testing.assert_allclose(a_mult(v), expected @ v)
+    with pytest.raises(ValueError, match="transform_function"):
+        optimization_lib.transform_eigenspace(
+            q[:, :2], np.array([3.0, 5.0]), lambda x: np.inf)
+
+
+def test_transform_eigenspace_scalar_agrees_with_paragami(paragami):
+    import paragami.optimization_lib as popt
+    rng = np.random.default_rng(8)
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    ours = optimization_lib.transform_eigenspace(q[:, :1], np.array([2.0]),
+                                                 lambda x: 10)
+    theirs = popt.transform_eigenspace(q[:, :1], np.array([2.0]),
+                                       lambda x: 10)
+    v = rng.normal(size=3)
+    np.testing.assert_allclose(ours(v), theirs(v))
+
+
 def test_linear_function_agrees_with_vittles(vittles):
     import vittles.sensitivity_lib as vsl
     jac = np.array([[1.0, 2.0]])
