@@ -204,3 +204,33 @@ def _warn_if_diverging(stacked: np.ndarray, par0: np.ndarray) -> None:
         f"The prediction is unreliable this far from hyper_val0; use a "
         f"smaller change or re-fit (refold.sensitivity.refit.refit).",
         TaylorSeriesWarning, stacklevel=3)
+
+
+def build_report(stacked: np.ndarray, new: np.ndarray, batched: bool,
+                 max_order: int, par0: np.ndarray, residual, solve,
+                 refit_fun=None) -> TaylorSeriesReport:
+    """The :class:`TaylorSeriesReport` of the stacked terms at the
+    hyperparameters ``new`` (one row each): term sizes, convergence, the
+    estimating equation's residual and Newton step at the prediction, and
+    (with ``refit_fun(pred, hyper) -> optimum``) the error against a
+    re-fit."""
+    pred = np.sum(stacked, axis=0).reshape(new.shape[0], -1)
+    norms = _term_norms(stacked)
+    conv = _converging(norms, par0)
+    resid = np.stack([residual(p, h) for p, h in zip(pred, new)], axis=1)
+    step = np.max(np.abs(solve(resid)), axis=0)
+    resid_norm = np.max(np.abs(resid), axis=0)
+    refit_err = None
+    if refit_fun is not None:
+        refit_err = np.array([np.max(np.abs(p - refit_fun(p, h)))
+                              for p, h in zip(pred, new)])
+    pick = (lambda a: a) if batched else (lambda a: a[0])
+    return TaylorSeriesReport(
+        max_order=max_order, prediction=pick(pred),
+        term_norms=pick(norms),
+        converging=pick(conv) if batched else bool(conv[0]),
+        residual_norm=pick(resid_norm) if batched else float(resid_norm[0]),
+        newton_step_norm=pick(step) if batched else float(step[0]),
+        refit_error=None if refit_err is None else (
+            refit_err if batched else float(refit_err[0])))
+

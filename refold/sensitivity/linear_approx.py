@@ -25,25 +25,25 @@ Public classes keep the names and signatures of vittles 0.173:
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Optional
+from typing import Callable, Mapping, Optional
 
 import autograd
 import numpy as np
-import scipy.sparse as sps
 
-from refold.sensitivity._checks import as_vector as _as_vector
 from refold.sensitivity._checks import (
-    check_bool as _check_bool, check_optional_bool as _check_optional_bool,
-    user_call as _user_call)
+    as_vector as _as_vector, check_bool as _check_bool,
+    check_optional_bool as _check_optional_bool, user_call as _user_call)
 from refold.sensitivity._equation_solver import (
     SolverSpec, _check_solver_spec, _check_square, _make_solver, _no_solve,
     _solve, estimating_equation_solver, hessian_solver_auto)
 from refold.sensitivity._opt_function import _linear_opt_function
 from refold.sensitivity.hvp import (dense_hessian, get_hvp, jvp_operator,
                                     make_hvp_at)
-from refold.sensitivity.jacobian_modes import jacobian_matrix
+from refold.sensitivity._linear_approx_helpers import (
+    _as_cross_matrix, _cross_jacobian, _scalar_valued, _where)
 from refold.sensitivity.optimum import validate_optimum
 from refold.sensitivity.solvers import _MATRIX_FREE_KINDS
+from refold.sensitivity.structure import describe_solver
 
 __all__ = [
     "EstimatingEquationLinearApproximation",
@@ -54,63 +54,11 @@ __all__ = [
 # ----------------------------------------------------------------------------
 # Input checking
 # ----------------------------------------------------------------------------
-def _as_cross_matrix(value: Any, name: str, shape: tuple) -> np.ndarray:
-    if sps.issparse(value):
-        value = value.toarray()
-    arr = np.asarray(value)
-    if arr.dtype == object or not np.issubdtype(arr.dtype, np.number) \
-            or np.iscomplexobj(arr):
-        raise TypeError(f"{name} must be a real numeric array; got dtype "
-                        f"{arr.dtype}")
-    if arr.shape != shape:
-        raise ValueError(f"{name} must have shape {shape} (length of the "
-                         f"parameter, length of the hyperparameter); got "
-                         f"shape {arr.shape}")
-    arr = np.array(arr, dtype=np.float64)
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite; it has NaN or inf entries")
-    return arr
 
 
 # ----------------------------------------------------------------------------
 # Derivatives
 # ----------------------------------------------------------------------------
-def _cross_jacobian(vec_fun: Callable, par: np.ndarray, hyper: np.ndarray,
-                    name: str) -> np.ndarray:
-    r"""``d vec_fun(par, h) / dh`` at ``hyper`` (shape ``(D, M)``).
-
-    ``vec_fun`` is the gradient of the objective (or the estimating
-    equation). ``M`` forward passes when ``M <= D``, else one recorded
-    evaluation and ``D`` reverse sweeps
-    (:func:`~refold.sensitivity.jacobian_modes.jacobian_matrix`).
-    """
-    cross = jacobian_matrix(vec_fun, (par, hyper), argnum=1,
-                            out_size=par.shape[0])
-    if cross.shape != (par.shape[0], hyper.shape[0]):
-        raise ValueError(f"{name}: the differentiated function returns "
-                         f"{cross.shape[0]} values; expected one per "
-                         f"parameter ({par.shape[0]})")
-    if not np.all(np.isfinite(cross)):
-        raise ValueError(f"{name} (computed by automatic differentiation) is "
-                         f"not finite at the base values")
-    return cross
-
-
-def _where(names: Mapping, par: np.ndarray, hyper: np.ndarray) -> str:
-    return (f"at ({names['par']} of shape {par.shape}, {names['hyper']} of "
-            f"shape {hyper.shape})")
-
-
-def _scalar_valued(fun: Callable, name: str) -> Callable:
-    """``fun`` with its value checked to be a scalar (so that a vector
-    never reaches autograd's ``grad``, whose error would not name it)."""
-    def checked(par, hyper):
-        value = fun(par, hyper)
-        if np.size(value) != 1:
-            raise ValueError(f"{name} must return a scalar; got an array of "
-                             f"shape {np.shape(value)}")
-        return value
-    return checked
 
 
 # ----------------------------------------------------------------------------
@@ -337,9 +285,7 @@ class EstimatingEquationLinearApproximation:
     def describe(self) -> str:
         """One line: how the Hessian (or Jacobian) was formed and solved,
         and why."""
-        if self.structure is not None:
-            return self.structure.describe()
-        return f"solver {self._solver.kind!r} (chosen by the caller)"
+        return describe_solver(self._solver)
 
     def get_dinput_dhyper(self) -> np.ndarray:
         r"""The Jacobian :math:`d\hat\theta/d\epsilon`, shape (D, M)."""
@@ -623,7 +569,7 @@ class HyperparameterSensitivityLinearApproximation(
 
         A dense ``numpy.ndarray`` when the Hessian was formed densely (a
         small or dense problem, or ``solver='cholesky'``); a
-        ``scipy.sparse.csr_matrix`` when ``solver='auto'`` found it sparse
+        ``scipy.sparse`` CSR matrix when ``solver='auto'`` found it sparse
         or arrowhead (vittles always returned a dense array: call
         ``.toarray()`` if you need one).  On the matrix-free path the
         Hessian was never formed; it is then computed densely here (once,
@@ -634,7 +580,7 @@ class HyperparameterSensitivityLinearApproximation(
             self._jacobian = dense_hessian(self._objective_fun, self._par0,
                                            self._hyper0)
         if isinstance(self._jacobian, ArrowheadHessian):
-            return sps.csr_matrix(self._jacobian.to_sparse())
+            return self._jacobian.to_sparse()
         return self._jacobian
 
     def predict_opt_par_from_hyper_par(self, new_hyper_par_value

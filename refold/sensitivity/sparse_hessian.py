@@ -33,46 +33,12 @@ from refold.sensitivity.colouring import (HessianColouring,
                                           as_sparsity_pattern,
                                           colour_hessian, recover_hessian,
                                           verify_hessian_probe)
+from refold.sensitivity._hessian_args import (_as_index_array, _as_opt_par,
+                                              _as_rng, _check_finite_product)
 from refold.sensitivity.hvp import make_hvp_at
 from refold.sensitivity.sparsity import hessian_sparsity
 
 __all__ = ["sparse_hessian", "SparseBlockHessian", "ArrowheadBlocks"]
-
-
-def _as_opt_par(value: Any, name: str) -> onp.ndarray:
-    arr = onp.atleast_1d(onp.asarray(value))
-    if arr.dtype == object or arr.dtype == bool or not onp.issubdtype(
-            arr.dtype, onp.number) or onp.iscomplexobj(arr):
-        raise TypeError(f"{name} must be a real numeric vector; got dtype "
-                        f"{arr.dtype}.")
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be a vector; got shape {arr.shape}.")
-    arr = arr.astype(onp.result_type(arr.dtype, float))
-    bad = onp.flatnonzero(~onp.isfinite(arr))
-    if len(bad):
-        raise ValueError(f"{name} must be finite; {name}[{bad[0]}] is "
-                         f"{arr[bad[0]]}.")
-    return arr
-
-
-def _as_rng(rng: Any) -> onp.random.Generator:
-    if rng is None:
-        return onp.random.default_rng(0)
-    if isinstance(rng, onp.random.Generator):
-        return rng
-    if isinstance(rng, (int, onp.integer)) and not isinstance(rng, bool):
-        return onp.random.default_rng(int(rng))
-    raise TypeError(f"rng must be None, an int seed or a "
-                    f"numpy.random.Generator; got {type(rng).__name__}.")
-
-
-def _check_finite_product(product: onp.ndarray, what: str,
-                          name: str = "opt_par") -> None:
-    bad = onp.flatnonzero(~onp.isfinite(product))
-    if len(bad):
-        raise ValueError(f"The Hessian-vector product for {what} is not "
-                         f"finite at coordinate {bad[0]}: the objective's "
-                         f"second derivatives are not finite at {name}.")
 
 
 def sparse_hessian(fun: Callable, x: Any, sparsity: Any = None, *args: Any,
@@ -203,30 +169,6 @@ class ArrowheadBlocks(NamedTuple):
     local_blocks: onp.ndarray
     global_inds: onp.ndarray
     local_inds: onp.ndarray
-
-
-def _as_index_array(value: Any, name: str, ndim: int) -> onp.ndarray:
-    arr = onp.asarray(value)
-    if arr.dtype == bool or not onp.issubdtype(arr.dtype, onp.integer):
-        if arr.size == 0 and arr.dtype != bool and onp.issubdtype(
-                arr.dtype, onp.number):
-            arr = arr.astype(onp.int64)
-        else:
-            raise TypeError(f"{name} must be an array of integer indices; "
-                            f"got dtype {arr.dtype}.")
-    if arr.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-dimensional; got shape "
-                         f"{arr.shape}.")
-    arr = arr.astype(onp.int64)
-    if arr.size and arr.min() < 0:
-        raise ValueError(f"{name} must hold non-negative indices; found "
-                         f"{int(arr.min())}.")
-    uniq, counts = onp.unique(arr, return_counts=True)
-    if onp.any(counts > 1):
-        raise ValueError(f"The indices in {name} must be unique; "
-                         f"{int(uniq[counts > 1][0])} appears "
-                         f"{int(counts[counts > 1][0])} times.")
-    return arr
 
 
 class SparseBlockHessian:

@@ -493,3 +493,13 @@ def auto_hessian_solver(fun: Optional[Callable], x: np.ndarray,
     solver = _solver_for(kind, matrix, hvp, dim, options)
     solver.info["structure"] = structure
     return solver, matrix, structure
+
+
+def describe_solver(solver: Any) -> str:
+    """One line for a solver: its structure's ``describe()``
+    when ``'auto'`` chose it, else the kind the caller chose."""
+    structure = getattr(solver, "info", {}).get("structure")
+    if structure is not None:
+        return structure.describe()
+    return f"solver {getattr(solver, 'kind', 'user')!r} (chosen by the caller)"
+

@@ -43,17 +43,20 @@ set of derivatives.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, List, Optional, Tuple, Union
+from typing import Callable, List, Optional, Tuple, Union
 
 import autograd
 import numpy as np
 
 from refold.sensitivity._checks import check_bool as _check_bool
-from refold.sensitivity._checks import check_int, real_array
+from refold.sensitivity._taylor_args import (_as_real_array, _checked_matrix,
+                                             _check_positive_int,
+                                             _kind_solver)
 from refold.sensitivity._taylor_derivatives import _OptimumDerivatives
 from refold.sensitivity._taylor_report import (TaylorSeriesReport,
-                                               TaylorSeriesWarning, _converging,
-                                               _term_norms, _warn_if_diverging)
+                                               TaylorSeriesWarning,
+                                               _warn_if_diverging,
+                                               build_report)
 from refold.sensitivity._taylor_terms import (TaylorTerm, _mixed_partial,
                                               taylor_terms)
 from refold.sensitivity._equation_solver import (hessian_solver_auto,
@@ -62,7 +65,8 @@ from refold.sensitivity.hvp import (dense_hessian, dense_jacobian,
                                    jvp_operator, make_hvp_at)
 from refold.sensitivity.optimum import validate_optimum as _validate_optimum
 from refold.sensitivity.refit import refit as _refit
-from refold.sensitivity.solvers import (_FACTORISING_KINDS, _MATRIX_FREE_KINDS,
+from refold.sensitivity.structure import describe_solver
+from refold.sensitivity.solvers import (_MATRIX_FREE_KINDS,
                                         as_solver)
 
 __all__ = [
@@ -79,20 +83,6 @@ _DEFAULT_CACHE_SIZE = 64
 # ----------------------------------------------------------------------------
 # Validation helpers.
 # ----------------------------------------------------------------------------
-def _check_positive_int(value: Any, name: str) -> int:
-    return check_int(value, name, minimum=1, type_error=ValueError)
-
-
-def _as_real_array(value: Any, name: str) -> np.ndarray:
-    """A finite float64 copy of ``value``; errors name ``name``."""
-    arr = np.array(real_array(value, name, allow_bool=True), dtype=np.float64)
-    if not np.all(np.isfinite(arr)):
-        bad = np.argwhere(~np.isfinite(arr))[0]
-        where = f"{name}[{', '.join(str(int(i)) for i in bad)}]" \
-            if arr.ndim else name
-        raise ValueError(f"{name} must be finite; {where} is "
-                         f"{arr[tuple(bad)] if arr.ndim else arr}")
-    return arr
 
 
 # ----------------------------------------------------------------------------
@@ -353,9 +343,7 @@ class ParametricSensitivityTaylorExpansion:
 
     def describe(self) -> str:
         """One line: how the Hessian was formed and solved, and why."""
-        if self.structure is not None:
-            return self.structure.describe()
-        return f"solver {self.hess_solver.kind!r} (chosen by the caller)"
+        return describe_solver(self.hess_solver)
 
     def get_max_order(self) -> int:
         """The highest order of the series (the ``order`` argument)."""
@@ -544,34 +532,18 @@ class ParametricSensitivityTaylorExpansion:
                                            False)
         stacked = np.stack(self.evaluate_taylor_series_terms(
             new if batched else new[0], True, max_order))
-        pred = np.sum(stacked, axis=0).reshape(new.shape[0], -1)
-        norms = _term_norms(stacked)
-        conv = _converging(norms, self._input_val0)
-        resid = np.stack([self._eval_ee(p, h, "at the Taylor prediction")
-                          for p, h in zip(pred, new)], axis=1)
-        step = np.max(np.abs(self._solve(resid)), axis=0)
-        resid_norm = np.max(np.abs(resid), axis=0)
-        refit_err = None
-        if refit:
-            if self._objective_function is None:
-                raise ValueError(
-                    "refit=True needs the objective function: build the "
-                    "expansion with ParametricSensitivityTaylorExpansion."
-                    "optimization_objective")
-            opts = dict(refit_options or {})
-            refit_err = np.array([
-                np.max(np.abs(p - _refit(self._objective_function, p, h,
-                                         **opts).x))
-                for p, h in zip(pred, new)])
-        pick = (lambda a: a) if batched else (lambda a: a[0])
-        return TaylorSeriesReport(
-            max_order=max_order, prediction=pick(pred),
-            term_norms=pick(norms),
-            converging=pick(conv) if batched else bool(conv[0]),
-            residual_norm=pick(resid_norm) if batched else float(resid_norm[0]),
-            newton_step_norm=pick(step) if batched else float(step[0]),
-            refit_error=None if refit_err is None else (
-                refit_err if batched else float(refit_err[0])))
+        if refit and self._objective_function is None:
+            raise ValueError(
+                "refit=True needs the objective function: build the "
+                "expansion with ParametricSensitivityTaylorExpansion."
+                "optimization_objective")
+        opts = dict(refit_options or {})
+        refit_fun = (lambda p, h: _refit(self._objective_function, p, h,
+                                         **opts).x) if refit else None
+        return build_report(
+            stacked, new, batched, max_order, self._input_val0,
+            lambda p, h: self._eval_ee(p, h, "at the Taylor prediction"),
+            self._solve, refit_fun)
 
     def get_terms(self, k: Optional[int] = None):
         """The :class:`TaylorTerm` s of order ``k`` (a tuple), or of every
@@ -625,27 +597,3 @@ class ParametricSensitivityTaylorExpansion:
                 print(term)
 
 
-def _checked_matrix(matrix: np.ndarray, par0: np.ndarray,
-                    what: str) -> np.ndarray:
-    """A dense derivative matrix at the base point, checked: (D, D), finite."""
-    if matrix.shape != (par0.size, par0.size):
-        raise ValueError(f"{what} must be a ({par0.size}, {par0.size}) "
-                         f"matrix; got shape {matrix.shape}")
-    if not np.all(np.isfinite(matrix)):
-        raise ValueError(f"{what} is not finite at (input_val0, hyper_val0)")
-    return matrix
-
-
-def _kind_solver(kind: str, name: str, options: dict,
-                 **kwargs) -> Callable:
-    """A solver of the given kind; solver errors name ``name``."""
-    kwargs.update(options)
-    if kind in _FACTORISING_KINDS:
-        kwargs.setdefault("name", name)
-    try:
-        return as_solver(kind, **kwargs)
-    except ValueError as err:
-        if name in str(err):
-            raise
-        raise type(err)(f"{name} cannot be used with hess_solver="
-                         f"{kind!r}: {err}") from err
