@@ -14,7 +14,8 @@ the prior variance of ``beta`` as the hyperparameter
    the vittles-compatible ``SparseBlockHessian`` + ``hessian_at_opt`` route;
    ``SparseBlockHessian`` itself against vittles'; detection alone;
    ``sparse_hessian(fun, x)`` with and without a given pattern;
-4. LR covariances (``benchmarks/lr_default_paths.py``, when present);
+4. LR covariances of beta and every u (``benchmarks/lr_default_paths.py``,
+   its own table, printed after this one);
 5. dense problems (D = 100, 500, 2,000): ``solver='auto'`` (the default)
    against the explicit dense path;
 6. JAX (optional): a hand-written jitted 16-HVP colouring + Schur solve and
@@ -305,17 +306,15 @@ def main(argv: List[str]) -> None:
     body = g1500_rows(vittles, quick)
     crit, cold = criteo_rows(vittles)
     body += crit
-    try:
-        from lr_default_paths import lr_rows
-        body += lr_rows(vittles)
-    except ImportError:
-        pass
     body += dense_rows()
     body += jax_rows(cold)
     body += import_rows()
     print("Default call paths (issue 12): refold and the anchor in one run")
     print(f"Criteo default chose: {cold['describe']}")
     print(text_table(head, body))
+    print()
+    from lr_default_paths import lr_default_rows, print_rows
+    print_rows(lr_default_rows(print_table=False))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ from typing import Any, Callable, Optional
 
 import autograd
 import numpy as np
-import scipy.stats
 
 TARGETS = ("sign", "threshold", "significance")
 
@@ -42,7 +41,8 @@ def check_weights(weights: Any, n_obs: int, name: str = "weights"
 def critical_value(level: Any) -> float:
     """The two-sided normal critical value of a significance ``level``."""
     level = check_fraction(level, "level")
-    return float(scipy.stats.norm.ppf(1.0 - level / 2.0))
+    from scipy.special import ndtri  # on first use: slow to import
+    return float(ndtri(1.0 - level / 2.0))
 
 
 def qoi_callable(qoi_fun: Any, dim: int) -> Callable:

@@ -33,7 +33,6 @@ from typing import Any, Callable, Optional, Sequence
 import autograd
 import autograd.numpy as anp
 import numpy as np
-import scipy.optimize
 
 from refold.sensitivity._checks import check_bool, real_array
 from refold.sensitivity.standard_errors import check_nonsingular
@@ -253,6 +252,7 @@ def solve_root(equation: Callable, jacobian: Callable, start: np.ndarray,
     """``scipy.optimize.root`` (Powell's hybrid method), then Newton steps
     while they shrink, until a Newton step is below ``xtol`` times
     ``max(1, max|x|)``; ``ValueError`` otherwise (with scipy's message)."""
+    import scipy.optimize  # on first use: slow to import
     res = scipy.optimize.root(equation, start, jac=jacobian, method="hybr")
     x = np.asarray(res.x, dtype=float)
     last = np.inf

@@ -28,7 +28,6 @@ import numpy as onp
 import scipy.sparse as sp
 
 from refold.sensitivity._checks import check_int
-from refold.sensitivity.arrowhead import ArrowheadHessian
 from refold.sensitivity.colouring import (HessianColouring,
                                           as_sparsity_pattern,
                                           colour_hessian, recover_hessian,
@@ -36,7 +35,6 @@ from refold.sensitivity.colouring import (HessianColouring,
 from refold.sensitivity._hessian_args import (_as_index_array, _as_opt_par,
                                               _as_rng, _check_finite_product)
 from refold.sensitivity.hvp import make_hvp_at
-from refold.sensitivity.sparsity import hessian_sparsity
 
 __all__ = ["sparse_hessian", "SparseBlockHessian", "ArrowheadBlocks"]
 
@@ -116,6 +114,7 @@ def sparse_hessian(fun: Callable, x: Any, sparsity: Any = None, *args: Any,
             if colouring is not None:
                 raise ValueError("colours given as an array need their "
                                  "sparsity pattern; pass sparsity too.")
+            from refold.sensitivity.sparsity import hessian_sparsity
             sparsity = hessian_sparsity(fun, x, *args)
         elif hasattr(sparsity, "pattern") and hasattr(sparsity, "kind"):
             colouring = sparsity.colouring if colouring is None else \
@@ -523,8 +522,9 @@ class SparseBlockHessian:
         return hessian
 
 
-def _to_arrowhead(blocks: ArrowheadBlocks) -> ArrowheadHessian:
+def _to_arrowhead(blocks: ArrowheadBlocks):
     """The :class:`ArrowheadHessian` (Schur-complement solver) of ``blocks``."""
+    from refold.sensitivity.arrowhead import ArrowheadHessian
     return ArrowheadHessian(blocks.global_block, blocks.cross_blocks,
                             blocks.local_blocks, blocks.global_inds,
                             blocks.local_inds)
