@@ -257,7 +257,7 @@ def dense_rows() -> List[list]:
             hessp=lambda t, v: refold.get_hvp(f)(t, v, h0),
             options=dict(xtol=1e-14, maxiter=200))
         opt = res.x
-        reps = 3 if dim < 2000 else 1
+        reps = 3 if dim < 2000 else 2
         t_auto, s_auto = best_time(
             lambda: refold.HyperparameterSensitivityLinearApproximation(
                 f, opt, h0).get_dopt_dhyper(), reps)

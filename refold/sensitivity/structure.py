@@ -131,7 +131,11 @@ def classify_pattern(pattern: Any) -> Tuple[str, Optional[np.ndarray],
     reason : str
         Why, in a few words.
     """
-    pattern = as_sparsity_pattern(pattern, name="pattern")
+    return _classify(as_sparsity_pattern(pattern, name="pattern"))
+
+
+def _classify(pattern: sp.csr_matrix):
+    """:func:`classify_pattern` of a validated pattern."""
     dim, nnz = pattern.shape[0], pattern.nnz
     fits_dense = 8 * dim * dim <= MAX_DENSE_BYTES
     if dim <= SMALL_DIM:
@@ -202,8 +206,9 @@ class HessianStructure:
                      ) -> "HessianStructure":
         """Classify a pattern (or the nonzeros of a sparse Hessian)."""
         start = time.perf_counter()
-        pattern = as_sparsity_pattern(pattern, name="pattern")
-        kind, glob, loc, reason = classify_pattern(pattern)
+        if source != "detected":   # a detected pattern is canonical already
+            pattern = as_sparsity_pattern(pattern, name="pattern")
+        kind, glob, loc, reason = _classify(pattern)
         return cls(kind, pattern.shape[0], pattern, glob, loc, reason,
                    source, time.perf_counter() - start)
 
