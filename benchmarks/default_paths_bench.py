@@ -83,7 +83,9 @@ def g1500_rows(vittles, quick: bool) -> List[list]:
     def ours():
         return refold.HyperparameterSensitivityLinearApproximation(
             kl, opt, h0).get_dopt_dhyper()
-    t_ours, sens = best_time(ours, 3)
+    # The first call detects the structure; later ones reuse it.
+    t_ours, sens = best_time(ours, 1)
+    t_warm, _ = best_time(ours, 2)
     t_vit, diff = None, None
     if vittles is not None and not quick:
         def theirs():
@@ -92,9 +94,11 @@ def g1500_rows(vittles, quick: bool) -> List[list]:
         t_vit, sens_v = best_time(theirs, 1)
         diff = _rel(sens, sens_v)
     rows.append(["HyperparameterSensitivityLinearApproximation(kl, opt, h0)"
-                 ".get_dopt_dhyper()", "G=1,500", _fmt(t_ours), _fmt(t_vit),
-                 _ratio(t_vit, t_ours), "-" if diff is None else
+                 ".get_dopt_dhyper()  (first call)", "G=1,500", _fmt(t_ours),
+                 _fmt(t_vit), _ratio(t_vit, t_ours), "-" if diff is None else
                  f"{diff:.1e}"])
+    rows.append(["  the same call again (structure reused)", "G=1,500",
+                 _fmt(t_warm), "-", _ratio(t_vit, t_warm), "-"])
     t_cg, sens_cg = best_time(
         lambda: refold.HyperparameterSensitivityLinearApproximation(
             kl, opt, h0, factorize_hessian=False).get_dopt_dhyper(), 1)
@@ -258,9 +262,12 @@ def dense_rows() -> List[list]:
             options=dict(xtol=1e-14, maxiter=200))
         opt = res.x
         reps = 3 if dim < 2000 else 2
-        t_auto, s_auto = best_time(
-            lambda: refold.HyperparameterSensitivityLinearApproximation(
-                f, opt, h0).get_dopt_dhyper(), reps)
+        def first_call():
+            # Every call detects the structure (no reuse between repeats).
+            refold.sensitivity.structure._CACHE.clear()
+            return refold.HyperparameterSensitivityLinearApproximation(
+                f, opt, h0).get_dopt_dhyper()
+        t_auto, s_auto = best_time(first_call, reps)
         t_dense, s_dense = best_time(
             lambda: refold.HyperparameterSensitivityLinearApproximation(
                 f, opt, h0, solver="cholesky").get_dopt_dhyper(), reps)
