@@ -20,6 +20,8 @@ setup(
     extras_require={
         "test": ["pytest", "hypothesis"],
         "bench": ["paragami==0.42", "vittles==0.173"],
+        # Only for the JAX rows of benchmarks/default_paths_bench.py.
+        "jax": ["jax", "lineax"],
         "plots": ["matplotlib"],
         "docs": ["sphinx"],
     },
