@@ -377,10 +377,14 @@ _CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def _args_key(x: np.ndarray, args: tuple) -> tuple:
-    shapes = tuple((np.shape(a), getattr(np.asarray(a), "dtype", None).str
-                    if isinstance(a, np.ndarray) else type(a).__name__)
-                   for a in args)
-    return (np.size(x),) + shapes
+    """What a cached structure must match: the parameter's size and each
+    further argument's shape and type (values may differ: the probe of
+    every recovered Hessian checks the pattern)."""
+    def describe(arg):
+        kind = arg.dtype.str if isinstance(arg, np.ndarray) else \
+            type(arg).__name__
+        return np.shape(arg), kind
+    return (np.size(x),) + tuple(describe(arg) for arg in args)
 
 
 def _hessian_with_cache(fun, x, args, structure):
