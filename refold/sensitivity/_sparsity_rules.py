@@ -503,6 +503,8 @@ _BY_RAW: Dict[Any, Optional[Callable]] = {}
 
 def apply_rule(ctx, fun, ans, args, kwargs, argnums, deps):
     """The output dep of one primitive call (conservative when unsure)."""
+    if ctx.saturated:   # the Hessian pattern is full already
+        return _shaped_like(ans, sp.csr_matrix((1, ctx.dim)))
     rule = _REGISTRY.get(fun)
     raw = getattr(fun, "fun", fun)
     if rule is None:

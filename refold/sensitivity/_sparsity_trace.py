@@ -244,6 +244,14 @@ def _dense_products(left: sp.csr_matrix, right: sp.csr_matrix,
     return sp.csr_matrix(pattern.astype(float))
 
 
+def full_pattern(dim: int) -> sp.csr_matrix:
+    """The all-true ``dim x dim`` pattern, built directly in CSR."""
+    indptr = np.arange(0, dim * dim + 1, dim, dtype=np.int64)
+    indices = np.tile(np.arange(dim, dtype=np.int32), dim)
+    return sp.csr_matrix((np.ones(dim * dim, dtype=bool), indices, indptr),
+                         shape=(dim, dim))
+
+
 def constant_dep(shape: tuple, dim: int) -> Dep:
     return Dep(empty_rows(dim), np.zeros(shape, dtype=np.int64))
 
@@ -267,6 +275,11 @@ class TraceContext:
         self.dim = dim
         self.want_hessian = want_hessian
         self._pairs: List[tuple] = []
+        #: Set when one pair couples every coordinate with every other: the
+        #: Hessian pattern is then full, whatever else the trace meets, so
+        #: the remaining primitives are not analysed (a dense objective's
+        #: detection costs little more than one evaluation).
+        self.saturated = False
         rng = np.random.default_rng(20260101)
         self._hash = rng.uniform(1.0, 2.0, size=(dim, 2))
         self.unknown: List[str] = []
@@ -298,7 +311,14 @@ class TraceContext:
     # -- Hessian -------------------------------------------------------
     def add_pairs(self, left: sp.csr_matrix, right: sp.csr_matrix) -> None:
         """Add ``sum_k outer(left[k], right[k])`` to the Hessian pattern."""
-        if self.want_hessian and left.nnz and right.nnz:
+        if self.want_hessian and left.nnz and right.nnz \
+                and not self.saturated:
+            full_l = np.diff(left.indptr) == self.dim
+            full_r = np.diff(right.indptr) == self.dim
+            if np.any(full_l & full_r):
+                self.saturated = True
+                self._pairs = []
+                return
             self._pairs.append((left, right))
 
     def hessian(self) -> sp.csr_matrix:
@@ -307,6 +327,8 @@ class TraceContext:
         Pairs of rows met several times (the same dependency sets coupled
         by several primitives) are merged first, so the one sparse product
         ``L.T @ R`` costs what the distinct couplings cost."""
+        if self.saturated:
+            return full_pattern(self.dim)
         if not self._pairs:
             return sp.csr_matrix((self.dim, self.dim))
         left = sp.vstack([pair[0] for pair in self._pairs], format="csr")
