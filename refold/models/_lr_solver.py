@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-import autograd
 import numpy as np
 import scipy.sparse as sps
 
@@ -18,7 +17,7 @@ from refold.models._lr_checks import arrowhead_inds, given_hessian, in_context
 from refold.sensitivity._equation_solver import hessian_solver_auto
 from refold.sensitivity.arrowhead import ArrowheadHessian
 from refold.sensitivity.colouring import HessianColouring
-from refold.sensitivity.hvp import make_hvp_at
+from refold.sensitivity.hvp import dense_hessian, make_hvp_at
 from refold.sensitivity.solvers import as_solver
 from refold.sensitivity.sparse_hessian import SparseBlockHessian, sparse_hessian
 
@@ -62,8 +61,8 @@ def compute_hessian(obj: Callable, par: np.ndarray, kind: str, options: dict,
         if sps.issparse(pattern) and pattern.dtype != bool:  # a Hessian
             pattern = (pattern != 0) + (pattern != 0).T
         return sps.csr_array(sparse_hessian(obj, par, pattern))
-    hess = autograd.hessian(obj)(par)
-    return np.asarray(hess, dtype=float).reshape(par.size, par.size)
+    # The sensitivity layer's dense Hessian (the Jacobian of the gradient).
+    return dense_hessian(obj, par).reshape(par.size, par.size)
 
 
 def _layout_of(hess: Any) -> Any:
