@@ -2,9 +2,9 @@
 independent truth (closed forms, brute-force re-fits, extended-precision
 solves) where a number is involved."""
 import warnings
+from fractions import Fraction
 
 import autograd.numpy as anp
-import mpmath
 import numpy as np
 import pytest
 
@@ -214,10 +214,23 @@ def _ill_conditioned(seed=0):
     h = q @ np.diag([1.0, 1e-4, 1e-8, 1e-12]) @ q.T
     h = 0.5 * (h + h.T)
     b = h @ rng.standard_normal(4)
-    mpmath.mp.dps = 50
-    exact = mpmath.lu_solve(mpmath.matrix(h.tolist()),
-                            mpmath.matrix(b.tolist()))
-    return h, b, q, np.array([float(x) for x in exact])
+    return h, b, q, np.array([float(x) for x in _exact_solve(h, b)])
+
+
+def _exact_solve(a, b):
+    """``a^-1 b`` in exact rational arithmetic (the floats are exact
+    Fractions), by Gauss-Jordan elimination with pivoting on nonzeros."""
+    n = len(b)
+    rows = [[Fraction(float(v)) for v in a[i]] + [Fraction(float(b[i]))]
+            for i in range(n)]
+    for col in range(n):
+        pivot = next(r for r in range(col, n) if rows[r][col] != 0)
+        rows[col], rows[pivot] = rows[pivot], rows[col]
+        for r in range(n):
+            if r != col and rows[r][col] != 0:
+                factor = rows[r][col] / rows[col][col]
+                rows[r] = [x - factor * y for x, y in zip(rows[r], rows[col])]
+    return [rows[i][n] / rows[i][i] for i in range(n)]
 
 
 def test_optimum_check_accounts_for_conditioning():
