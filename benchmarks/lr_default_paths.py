@@ -39,7 +39,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 import warnings
 from typing import Any, Callable, Dict, List, Sequence, Tuple
 
@@ -49,7 +48,7 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, _ROOT)      # this tree's refold (as the cold process)
 
-from _common import import_vittles, text_table  # noqa: E402
+from _common import best_time, import_vittles, text_table  # noqa: E402
 
 #: (N, G) of the two shapes of the issue.
 SHAPES = ((18600, 1500), (61895, 5000))
@@ -104,15 +103,6 @@ def glmm_problem(n_obs: int, n_groups: int, seed: int = 0
     return kl, opt, moments, path
 
 
-def _timed(fn: Callable[[], Any], repeats: int) -> Tuple[float, Any]:
-    best, out = np.inf, None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
-
-
 def _diff(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
 
@@ -163,23 +153,23 @@ def lr_default_rows(shapes: Sequence[Tuple[int, int]] = SHAPES,
             lr = LinearResponseCovariances(kl, opt, hessian_at_opt=hess)
             return lr.get_lr_covariance(moments)
 
-        t_def, (cov_def, how) = _timed(default, repeats)
-        t_hess, hess = _timed(hessian, repeats)
-        t_given, cov_cmp = _timed(lambda: given(hess), repeats)
+        t_def, (cov_def, how) = best_time(default, repeats)
+        t_hess, hess = best_time(hessian, repeats)
+        t_given, cov_cmp = best_time(lambda: given(hess), repeats)
         t_cmp = t_hess + t_given
         v_def = v_cmp = v_hess = v_given = cov_vdef = cov_vcmp = None
         if vittles is not None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                v_hess, v_h = _timed(lambda: vittles.SparseBlockHessian(
+                v_hess, v_h = best_time(lambda: vittles.SparseBlockHessian(
                     kl, kl.local_inds).get_hessian(opt), 1)
-                v_given, cov_vcmp = _timed(
+                v_given, cov_vcmp = best_time(
                     lambda: vittles.LinearResponseCovariances(
                         kl, opt, hessian_at_opt=v_h).get_lr_covariance(
                             moments), 1)
                 v_cmp = v_hess + v_given
                 if n_groups <= vittles_default_max_groups:
-                    v_def, cov_vdef = _timed(
+                    v_def, cov_vdef = best_time(
                         lambda: vittles.LinearResponseCovariances(
                             kl, opt).get_lr_covariance(moments), 1)
         truth = cov_vdef if cov_vdef is not None else cov_vcmp

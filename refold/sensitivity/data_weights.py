@@ -40,6 +40,7 @@ import numpy as np
 
 from refold.sensitivity._checks import (check_bool, check_int, real_array,
                                       user_call)
+from refold.sensitivity._drop_common import qoi_callable
 from refold.sensitivity._equation_solver import hessian_solver_auto
 from refold.sensitivity.hvp import dense_hessian, make_hvp_at
 from refold.sensitivity.jacobian_modes import jacobian_matrix
@@ -315,17 +316,8 @@ class WeightSensitivity:
         return self._prior
 
     def _qoi(self, qoi_fun) -> Callable:
-        if isinstance(qoi_fun, (int, np.integer)) and not isinstance(
-                qoi_fun, bool):
-            index = int(qoi_fun)
-            if not -self._opt_par.size <= index < self._opt_par.size:
-                raise ValueError(f"qoi_fun as an index must be in "
-                                 f"[0, {self._opt_par.size}); got {index}")
-            return lambda theta: theta[index]
-        if not callable(qoi_fun):
-            raise TypeError(f"qoi_fun must be a callable q(theta) or an index "
-                            f"into opt_par; got {type(qoi_fun).__name__}")
-        return qoi_fun
+        """``q(theta)`` from a callable or an index into ``opt_par``."""
+        return qoi_callable(qoi_fun, self._opt_par.size)
 
     def _pullback(self, theta_grad: np.ndarray) -> np.ndarray:
         r""":math:`-G H^{-1} c`: the weight derivatives of a function of
