@@ -38,6 +38,7 @@ import autograd
 import numpy as onp
 
 from refold.sensitivity._checks import check_int, real_array
+from refold.sensitivity._graph_sweep import RecordedGraph
 
 __all__ = ["get_hvp", "get_batch_hvp", "make_hvp_at", "dense_hessian"]
 
@@ -149,10 +150,12 @@ def make_hvp_at(fun: Callable, x: Any, *args: Any,
     -------
     hvp_at : callable
         ``hvp_at(v)`` with ``v`` of shape ``(D,)`` returns :math:`H v`.  The
-        gradient's computation graph is recorded once (``autograd.make_vjp``
-        of ``autograd.grad``) and each call is one backward sweep of it,
-        using the symmetry of :math:`H`.  The graph is held in memory for as
-        long as ``hvp_at`` is alive.
+        gradient's computation graph is recorded once (the graph
+        ``autograd.make_vjp`` of ``autograd.grad`` records) and each call is
+        one backward sweep of it, using the symmetry of :math:`H`.  The
+        sweep's coefficients that do not depend on ``v`` (the derivatives of
+        elementwise primitives) are computed once, at the first call.  The
+        graph is held in memory for as long as ``hvp_at`` is alive.
 
     Raises
     ------
@@ -165,17 +168,15 @@ def make_hvp_at(fun: Callable, x: Any, *args: Any,
     if x.ndim != 1:
         raise ValueError(f"x must be one-dimensional; got shape {x.shape}.")
     grad_fun = autograd.grad(lambda y: _call_with(fun, argnum, y, args))
-    with warnings.catch_warnings():
-        # A gradient that does not depend on x is a zero Hessian.
-        warnings.filterwarnings("ignore", _INDEPENDENT)
-        vjp, _ = autograd.make_vjp(grad_fun)(x)
+    # A gradient that does not depend on x is a zero Hessian.
+    graph = RecordedGraph(grad_fun, x)
     dim = x.shape[0]
 
     def hvp_at(v: Any) -> onp.ndarray:
         v = _as_finite_float_array(v, "v")
         if v.shape != (dim,):
             raise ValueError(f"v must have shape ({dim},); got {v.shape}.")
-        return onp.asarray(vjp(v))
+        return onp.asarray(graph.vjp(v), dtype=float)
 
     return hvp_at
 
