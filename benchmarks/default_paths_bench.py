@@ -13,7 +13,9 @@ the prior variance of ``beta`` as the hyperparameter
    fresh process** (``import refold`` and detection included) and warm;
    the vittles-compatible ``SparseBlockHessian`` + ``hessian_at_opt`` route;
    ``SparseBlockHessian`` itself against vittles'; detection alone;
-   ``sparse_hessian(fun, x)`` with and without a given pattern;
+   ``sparse_hessian(fun, x)`` with and without a given pattern; one
+   Hessian-vector product of ``make_hvp_at`` against autograd's own sweep
+   of the same recorded graph;
 4. LR covariances of beta and every u (``benchmarks/lr_default_paths.py``,
    its own table, printed after this one);
 5. dense problems (D = 100, 500, 2,000): ``solver='auto'`` (the default)
@@ -172,6 +174,23 @@ def criteo_rows(vittles) -> List[list]:
                  f"{info['num_colours']} colours"])
     rows.append(["sparse_hessian(f, x, pattern)", "Criteo", _fmt(t_given),
                  "-", "-", f"{abs(hess - hess_g).max():.0e}"])
+    # One Hessian-vector product of a recorded graph: refold's compiled
+    # sweep against autograd's own sweep of the same graph.
+    import autograd
+    from refold.sensitivity import make_hvp_at
+    direction = onp.random.default_rng(0).standard_normal(opt.size)
+    hvp_at = make_hvp_at(kl, opt, h0)
+    hvp_at(direction)                     # compiles the record
+    t_hvp, ours_hv = best_time(lambda: hvp_at(direction), 10)
+    sweep, _ = autograd.make_vjp(autograd.grad(fixed))(opt)
+    t_ag, theirs_hv = best_time(lambda: sweep(direction), 10)
+    t_rec, _ = best_time(lambda: make_hvp_at(kl, opt, h0)(direction), 3)
+    rows.append(["make_hvp_at(kl, opt, h0)(v): one product of the recorded "
+                 "graph", "Criteo", _fmt(t_hvp),
+                 _fmt(t_ag) + " (autograd's own sweep)",
+                 _ratio(t_ag, t_hvp), f"{_rel(ours_hv, theirs_hv):.0e}"])
+    rows.append(["  recording + compiling + the first product", "Criteo",
+                 _fmt(t_rec), "-", "-", "-"])
     t_sbh, h_sbh = best_time(
         lambda: SparseBlockHessian(fixed, local).get_hessian(opt), 3)
     t_vsbh = None

@@ -15,7 +15,8 @@ from typing import Any, Callable, Mapping, Optional, Union
 import numpy as np
 
 from refold.sensitivity.errors import HessianError
-from refold.sensitivity.hvp import dense_jacobian, jvp_operator
+from refold.sensitivity.hvp import (dense_hessian, dense_jacobian,
+                                    jvp_operator, make_hvp_at)
 from refold.sensitivity.solvers import (_FACTORISING_KINDS, _MATRIX_FREE_KINDS,
                                         as_solver)
 
@@ -385,3 +386,35 @@ def jacobian_solver_auto(estimating_equation: Callable, par: np.ndarray,
     solver.info["structure"] = structure
     return solver, jac, structure
 
+
+
+def objective_hessian_solver(fun: Callable, par: np.ndarray,
+                             hyper: np.ndarray, hessian: Any, kind: Any,
+                             options: dict, names: dict) -> tuple:
+    """``(solver, matrix)`` for the Hessian of ``fun(par, hyper)`` in
+    ``par``, for the linear approximation of an optimum.
+
+    ``kind`` is ``'auto'`` (:func:`hessian_solver_auto`), a solver kind or
+    a solver function; ``hessian`` the user's Hessian or ``None``.
+    ``matrix`` is the Hessian formed, or ``None`` on a matrix-free path.
+    """
+    dim = par.shape[0]
+    if kind == "auto":
+        solver, matrix, _ = hessian_solver_auto(
+            fun, par, (hyper,), hessian=hessian, options=options,
+            name=names["hessian_arg"], what=names["jacobian"])
+        return solver, matrix
+    options = {k: v for k, v in options.items() if k != "structure"}
+    kw = dict(dim=dim, options=options, what=names["jacobian"])
+    if hessian is not None:
+        hessian = _check_square(hessian, names["hessian_arg"], dim)
+        return _make_solver(kind, matrix=hessian, name=names["hessian_arg"],
+                            **kw), hessian
+    if callable(kind):
+        return _make_solver(kind, **kw), None
+    if kind in _MATRIX_FREE_KINDS:
+        # One recorded gradient graph; each product is a backward sweep.
+        matvec = make_hvp_at(fun, par, hyper)
+        return _make_solver(kind, matvec=matvec, **kw), None
+    hessian = dense_hessian(fun, par, hyper)
+    return _make_solver(kind, matrix=hessian, name="hessian", **kw), hessian

@@ -17,6 +17,8 @@ vector-Jacobian product once, at the first sweep:
   product costs one multiplication and, under broadcasting, one sum;
 * ``sum`` and ``mean`` send the cotangent back as a broadcast view instead of
   a materialised copy;
+* basic indexing (``x[:, None]``, ``x[2:5]``) writes the cotangent into
+  zeros instead of autograd's ``np.add.at``;
 * every other primitive keeps autograd's own vector-Jacobian product.
 
 Each coefficient is the expression autograd's rule evaluates, so a sweep
@@ -31,10 +33,13 @@ from typing import Any, Callable, Optional
 import autograd.numpy as anp
 import numpy as onp
 from autograd.core import VJPNode, add_outgrads, primitive_vjps
+from autograd.numpy.numpy_boxes import ArrayBox
 from autograd.tracer import notrace_primitives, trace
-from autograd.util import toposort
+from autograd.util import func, toposort
 
 __all__ = ["RecordedGraph"]
+
+_GETITEM = func(ArrayBox.__getitem__)
 
 
 class _RecordNode(VJPNode):
@@ -328,7 +333,39 @@ def _eliminate(order: list, edges: dict, shapes: dict, end: Any) -> list:
     return kept
 
 
+def _is_basic_index(idx: Any) -> bool:
+    """Whether ``idx`` is basic indexing (no index arrays, no duplicates)."""
+    parts = idx if isinstance(idx, tuple) else (idx,)
+    return all(p is None or p is Ellipsis or isinstance(p, (slice, int))
+               and not isinstance(p, bool) for p in parts)
+
+
+def _getitem_vjp(node: _RecordNode) -> Optional[Callable]:
+    """``x[idx]`` with basic indexing: the cotangent written into zeros.
+
+    autograd's rule returns a lazy ``np.add.at``, which costs as much as a
+    sort for a plain ``x[:, None]``; basic indexing selects every element
+    at most once, so an assignment is the same sum.
+    """
+    if node.fun is not _GETITEM or node.argnums != (0,) or node.kwargs:
+        return None
+    x, idx = node.args
+    if not isinstance(x, onp.ndarray) or x.dtype.kind != "f" or \
+            not _is_basic_index(idx):
+        return None
+    shape, dtype = x.shape, x.dtype
+
+    def vjp(g):
+        out = onp.zeros(shape, dtype)
+        out[idx] = g
+        return (out,)
+    return vjp
+
+
 def _node_vjp(node: _RecordNode) -> Callable:
+    fast = _getitem_vjp(node)
+    if fast is not None:
+        return fast
     return primitive_vjps[node.fun](node.argnums, node.value, node.args,
                                     node.kwargs)
 

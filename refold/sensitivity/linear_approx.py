@@ -34,13 +34,14 @@ from refold.sensitivity._checks import (
     as_vector as _as_vector, check_bool as _check_bool,
     check_optional_bool as _check_optional_bool, user_call as _user_call)
 from refold.sensitivity._equation_solver import (
-    SolverSpec, _check_solver_spec, _check_square, _make_solver, _no_solve,
-    _solve, estimating_equation_solver, hessian_solver_auto)
+    SolverSpec, _check_solver_spec, _no_solve, _solve,
+    estimating_equation_solver, objective_hessian_solver)
 from refold.sensitivity._opt_function import _linear_opt_function
-from refold.sensitivity.hvp import (dense_hessian, get_hvp, jvp_operator,
-                                    make_hvp_at)
+from refold.sensitivity.hvp import dense_hessian, get_hvp, jvp_operator
+from refold.sensitivity._base_point import record_or_none, sharing
 from refold.sensitivity._linear_approx_helpers import (
-    _as_cross_matrix, _cross_jacobian, _scalar_valued, _where)
+    _as_cross_matrix, _cross_jacobian, _scalar_valued, _where,
+    objective_residual)
 from refold.sensitivity.optimum import validate_optimum
 from refold.sensitivity.solvers import _MATRIX_FREE_KINDS
 from refold.sensitivity.structure import describe_solver
@@ -168,7 +169,10 @@ class EstimatingEquationLinearApproximation:
     def _vector_fun(self, par, hyper):
         return self._ee(par, hyper)
 
-    def _residual(self, par, hyper) -> np.ndarray:
+    def _base_record(self, par, hyper, cross):
+        return None   # estimating equations are not recorded jointly
+
+    def _residual(self, par, hyper, record=None) -> np.ndarray:
         """``G`` at the base point, checked for shape."""
         residual = np.asarray(_user_call(
             self._vector_fun, "estimating_equation",
@@ -217,12 +221,18 @@ class EstimatingEquationLinearApproximation:
             _check_solver_spec(solver, "solver")
         # Without validation, a given Hessian and cross Hessian need no
         # evaluation of the objective at all (as in vittles).
-        residual = self._residual(par, hyper) if validate else None
-        if validate and not np.all(np.isfinite(residual)):
-            # Raises before any solve: a NaN gradient is never solved.
-            validate_optimum(residual, _no_solve, par, name=n["par"],
-                             opt_out=n["opt_out"])
-        solver_fun, jacobian = self._make_solver(par, hyper, jacobian, spec)
+        # One recording of the objective at the base point (or None) serves
+        # the optimum check, the solver's products and the cross derivative.
+        record = self._base_record(par, hyper, cross)
+        with sharing(record):
+            residual = self._residual(par, hyper, record) if validate \
+                else None
+            if validate and not np.all(np.isfinite(residual)):
+                # Raises before any solve: a NaN gradient is never solved.
+                validate_optimum(residual, _no_solve, par, name=n["par"],
+                                 opt_out=n["opt_out"])
+            solver_fun, jacobian = self._make_solver(par, hyper, jacobian,
+                                                     spec)
         if validate:
             validate_optimum(residual,
                              lambda b: _solve(solver_fun, b, n["jacobian"]),
@@ -234,7 +244,7 @@ class EstimatingEquationLinearApproximation:
                              tol_name=n["tol"])
         if cross is None:
             cross = _cross_jacobian(self._hyper_vector_fun, par, hyper,
-                                    n["cross"])
+                                    n["cross"], record)
         else:
             cross = _as_cross_matrix(cross, n["cross"],
                                      (dim, hyper.shape[0]))
@@ -458,6 +468,7 @@ class HyperparameterSensitivityLinearApproximation(
             raise TypeError(f"factorize_hessian must be True or False; got "
                             f"{factorize_hessian!r}")
         self._objective_fun = objective_fun
+        self._hyper_objective_given = hyper_par_objective_fun is not None
         self._grad = autograd.grad(objective_fun, argnum=0)
         self._hyper_grad = autograd.grad(hyper_obj, argnum=0)
         self._hvp = get_hvp(objective_fun, argnum=0)
@@ -480,16 +491,14 @@ class HyperparameterSensitivityLinearApproximation(
     def _vector_fun(self, par, hyper):
         return self._grad(par, hyper)
 
-    def _residual(self, par, hyper) -> np.ndarray:
-        value = np.asarray(_user_call(
-            self._objective_fun, "objective_fun",
-            _where(self._names, par, hyper), par, hyper))
-        if value.size != 1 or not np.issubdtype(value.dtype, np.number):
-            raise ValueError(
-                f"objective_fun must return a scalar; at ("
-                f"{self._names['par']}, {self._names['hyper']}) it returned "
-                f"an array of shape {value.shape}")
-        return np.asarray(self._grad(par, hyper), dtype=float)
+    def _base_record(self, par, hyper, cross):
+        if cross is not None or self._hyper_objective_given:
+            return None
+        return record_or_none(self._objective_fun, par, hyper)
+
+    def _residual(self, par, hyper, record=None) -> np.ndarray:
+        return objective_residual(self._objective_fun, self._grad,
+                                  self._names, par, hyper, record)
 
     def _hyper_vector_fun(self, par, hyper):
         return self._hyper_grad(par, hyper)
@@ -500,32 +509,11 @@ class HyperparameterSensitivityLinearApproximation(
         return lambda v: self._hvp(par, np.ravel(v), hyper)
 
     def _make_solver(self, par, hyper, hessian, spec):
-        n = self._names
-        dim = par.shape[0]
         kind = spec if spec is not None else \
             ("auto" if self._factorize else "cg")
-        if kind == "auto":
-            solver, matrix, _ = hessian_solver_auto(
-                self._objective_fun, par, (hyper,), hessian=hessian,
-                options=self._solver_options, name=n["hessian_arg"],
-                what=n["jacobian"])
-            return solver, matrix
-        options = {k: v for k, v in self._solver_options.items()
-                   if k != "structure"}
-        kw = dict(dim=dim, options=options, what=n["jacobian"])
-        if hessian is not None:
-            hessian = _check_square(hessian, n["hessian_arg"], dim)
-            return _make_solver(kind, matrix=hessian, name=n["hessian_arg"],
-                                **kw), hessian
-        if callable(kind):
-            return _make_solver(kind, **kw), None
-        if kind in _MATRIX_FREE_KINDS:
-            # One recorded gradient graph; each product is a backward sweep.
-            matvec = make_hvp_at(self._objective_fun, par, hyper)
-            return _make_solver(kind, matvec=matvec, **kw), None
-        hessian = dense_hessian(self._objective_fun, par, hyper)
-        return _make_solver(kind, matrix=hessian, name="hessian", **kw), \
-            hessian
+        return objective_hessian_solver(
+            self._objective_fun, par, hyper, hessian, kind,
+            self._solver_options, self._names)
 
     def set_base_values(self, opt_par_value, hyper_par_value,
                         hessian_at_opt=None, cross_hess_at_opt=None,

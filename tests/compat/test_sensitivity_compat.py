@@ -94,14 +94,33 @@ def test_auto_mode_takes_the_fewer_passes(monkeypatch):
     monkeypatch.setattr(jacobian_modes.autograd, "make_jvp", counting_jvp)
     monkeypatch.setattr(jacobian_modes.autograd, "make_vjp", counting_vjp)
     objective, theta, x, _ = _weighted_problem(n_obs=50)
+    # With a separate hyper_par_objective_fun the cross Hessian is taken
+    # by jacobian_modes, in the cheaper mode.
     refold.HyperparameterSensitivityLinearApproximation(
-        objective, theta, np.ones(50))
+        objective, theta, np.ones(50), hyper_par_objective_fun=objective)
     assert counts == {"jvp": 0, "vjp": 3}            # D = 3 reverse sweeps
     counts.update(jvp=0, vjp=0)
+    shifted = lambda t, h: objective(t, np.ones(50)) + h[0] * t[0]  # noqa
     refold.HyperparameterSensitivityLinearApproximation(
-        lambda t, h: objective(t, np.ones(50)) + h[0] * t[0], theta,
-        np.zeros(1), validate_optimum=False)
+        shifted, theta, np.zeros(1), validate_optimum=False,
+        hyper_par_objective_fun=shifted)
     assert counts == {"jvp": 1, "vjp": 0}            # M = 1 forward pass
+    # Otherwise it comes from the record of the base point, also in
+    # min(D, M) sweeps of its graph.
+    from refold.sensitivity import _graph_sweep
+    sweeps = []
+    real_sweep = _graph_sweep.RecordedGraph.vjp
+    monkeypatch.setattr(_graph_sweep.RecordedGraph, "vjp",
+                        lambda self, g: sweeps.append(1) or real_sweep(self,
+                                                                       g))
+    approx = refold.HyperparameterSensitivityLinearApproximation(
+        objective, theta, np.ones(50))
+    assert counts == {"jvp": 1, "vjp": 0}            # jacobian_modes unused
+    assert len(sweeps) == 3        # D = 3 rows (the small Hessian is dense)
+    expected = jacobian_matrix(autograd.grad(objective), (theta, np.ones(50)),
+                               1)
+    np.testing.assert_allclose(approx._cross, expected, rtol=1e-12,
+                               atol=1e-14)
 
 
 def test_zero_cross_hessian_in_both_modes():

@@ -169,3 +169,90 @@ def test_a_quadratic_in_one_coordinate():
     hvp = make_hvp_at(lambda z: z[0] ** 2 + np.sum(z), onp.ones(3))
     assert onp.array_equal(hvp(onp.array([1.0, 2.0, 3.0])),
                            onp.array([2.0, 0.0, 0.0]))
+
+
+# ---------------------------------------------------------------------------
+# The base-point record shared by the linear approximation.
+# ---------------------------------------------------------------------------
+def _hyper_objective(theta, h):
+    mean, log_sd = theta[:3], theta[3:]
+    return (np.sum(np.logaddexp(0.0, mean[:, None] + np.exp(log_sd)[:, None]
+                                * onp.array([[-1.0, 0.0, 1.0]])))
+            + 0.5 * np.exp(h[0]) * np.sum(theta ** 2) + h[1] * np.sum(mean)
+            + np.sum(h ** 2) * np.sum(log_sd ** 3))
+
+
+def test_base_point_record_against_autograd():
+    from refold.sensitivity._base_point import BasePointRecord
+    x = RNG.standard_normal(6)
+    h = onp.array([0.3, -0.7])
+    record = BasePointRecord(_hyper_objective, x, h)
+    assert onp.isclose(record.value, _hyper_objective(x, h), rtol=1e-14)
+    assert onp.allclose(record.gradient,
+                        autograd.grad(_hyper_objective)(x, h), rtol=1e-13)
+    cross = autograd.jacobian(autograd.grad(_hyper_objective, 0), 1)(x, h)
+    assert onp.allclose(record.cross(), cross, rtol=1e-12, atol=1e-13)
+    dense = autograd.hessian(_hyper_objective)(x, h)
+    v = RNG.standard_normal(6)
+    assert onp.allclose(record.hvp(v), dense @ v, rtol=1e-12, atol=1e-13)
+
+
+def test_sensitivity_from_the_record_equals_the_separate_path():
+    # hyper_par_objective_fun (the same function) switches the record off:
+    # both paths must agree, and match finite differences of refits.
+    import scipy.optimize
+    from refold.sensitivity.linear_approx import (
+        HyperparameterSensitivityLinearApproximation as Approx)
+    h0 = onp.array([0.2, 0.1])
+
+    def fit(h):
+        return scipy.optimize.minimize(
+            _hyper_objective, onp.zeros(6), args=(h,), method="Newton-CG",
+            jac=autograd.grad(_hyper_objective),
+            hess=autograd.hessian(_hyper_objective),
+            options=dict(xtol=1e-13)).x
+    opt = fit(h0)
+    shared = Approx(_hyper_objective, opt, h0).get_dopt_dhyper()
+    separate = Approx(_hyper_objective, opt, h0,
+                      hyper_par_objective_fun=_hyper_objective
+                      ).get_dopt_dhyper()
+    assert onp.allclose(shared, separate, rtol=1e-11, atol=1e-13)
+    eps = 1e-5
+    for j in range(2):
+        step = onp.zeros(2)
+        step[j] = eps
+        fd = (fit(h0 + step) - fit(h0 - step)) / (2 * eps)
+        assert onp.allclose(shared[:, j], fd, rtol=1e-5, atol=1e-7)
+
+
+def test_the_record_is_not_kept_between_calls():
+    # A user who changes the objective's data between two calls must see
+    # the change: nothing recorded at one call is reused at the next.
+    from refold.sensitivity.linear_approx import (
+        HyperparameterSensitivityLinearApproximation as Approx)
+    data = onp.array([1.0, 2.0, 3.0])
+
+    def objective(theta, h):
+        return 0.5 * np.sum((theta - data) ** 2 * np.exp(h[0])) \
+            + h[0] * np.sum(theta)
+
+    h0 = onp.array([0.0])
+    # opt(h) = data - h exp(-h): d opt / dh = -1 at h = 0, for any data.
+    first = Approx(objective, data.copy(), h0)
+    data *= 2.0
+    second = Approx(objective, data.copy(), h0)
+    assert onp.allclose(first.get_dopt_dhyper(), -1.0, rtol=1e-12)
+    assert onp.allclose(second.get_dopt_dhyper(), -1.0, rtol=1e-12)
+    # The old point is no optimum of the changed objective: seen, not reused.
+    with pytest.raises(ValueError, match="is not an optimum"):
+        Approx(objective, data / 2.0, h0)
+
+
+def test_a_failing_record_falls_back_to_the_checked_path():
+    from refold.sensitivity._base_point import record_or_none
+    assert record_or_none(lambda t, h: t * h[0], onp.ones(2),
+                          onp.ones(1)) is None
+    from refold.sensitivity.linear_approx import (
+        HyperparameterSensitivityLinearApproximation as Approx)
+    with pytest.raises(ValueError, match="objective_fun must return a scalar"):
+        Approx(lambda t, h: t * h[0], onp.ones(2), onp.ones(1))
