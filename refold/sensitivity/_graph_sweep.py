@@ -19,6 +19,9 @@ vector-Jacobian product once, at the first sweep:
   a materialised copy;
 * basic indexing (``x[:, None]``, ``x[2:5]``) writes the cotangent into
   zeros instead of autograd's ``np.add.at``;
+* any other primitive with a small output (at most :data:`SMALL_OUTPUT`
+  values: the scalar bookkeeping of an objective) gets its Jacobian once,
+  from unit cotangents, and applies it as a small matrix product;
 * every other primitive keeps autograd's own vector-Jacobian product.
 
 Each coefficient is the expression autograd's rule evaluates, so a sweep
@@ -32,7 +35,7 @@ from typing import Any, Callable, Optional
 
 import autograd.numpy as anp
 import numpy as onp
-from autograd.core import VJPNode, add_outgrads, primitive_vjps
+from autograd.core import SparseObject, VJPNode, add_outgrads, primitive_vjps
 from autograd.numpy.numpy_boxes import ArrayBox
 from autograd.tracer import notrace_primitives, trace
 from autograd.util import func, toposort
@@ -362,6 +365,56 @@ def _getitem_vjp(node: _RecordNode) -> Optional[Callable]:
     return vjp
 
 
+#: Largest output of a primitive whose Jacobian is precomputed.
+SMALL_OUTPUT = 16
+#: Largest precomputed Jacobian (entries).
+SMALL_JACOBIAN = 1 << 16
+
+
+def _small_linear_vjp(vjp: Callable, out_shape: tuple,
+                      parent_shapes: list) -> Optional[Callable]:
+    """A primitive with a small output, its Jacobian precomputed.
+
+    A vector-Jacobian product is linear in the cotangent, so ``m`` calls
+    with unit cotangents (``m`` the output size, at most
+    :data:`SMALL_OUTPUT`) give each parent's Jacobian, and every later
+    sweep is a small matrix product instead of the primitive's rule (the
+    scalar bookkeeping of an objective -- a digamma, a prior term -- costs
+    far more in autograd's dispatch than in arithmetic).
+    """
+    size = int(onp.prod(out_shape))
+    sizes = [int(onp.prod(shape)) for shape in parent_shapes]
+    if size > SMALL_OUTPUT or size * sum(sizes) > SMALL_JACOBIAN:
+        return None
+    columns = []
+    for k in range(size):
+        unit = onp.zeros(size)
+        unit[k] = 1.0
+        try:
+            ingrads = list(vjp(unit.reshape(out_shape)))
+        except Exception:   # a rule that wants its own cotangent type
+            return None
+        if len(ingrads) != len(sizes):
+            return None
+        dense = []
+        for ingrad, shape in zip(ingrads, parent_shapes):
+            if isinstance(ingrad, SparseObject):
+                ingrad = ingrad.mut_add(onp.zeros(shape))
+            ingrad = onp.asarray(ingrad)
+            if ingrad.shape != tuple(shape) or ingrad.dtype.kind != "f":
+                return None
+            dense.append(ingrad.ravel())
+        columns.append(dense)
+    jacobians = [onp.stack([col[i] for col in columns], axis=1)
+                 for i in range(len(sizes))]
+
+    def small_vjp(g):
+        g = onp.ravel(onp.asarray(g, dtype=float))
+        return tuple((jac @ g).reshape(shape)
+                     for jac, shape in zip(jacobians, parent_shapes))
+    return small_vjp
+
+
 def _node_vjp(node: _RecordNode) -> Callable:
     fast = _getitem_vjp(node)
     if fast is not None:
@@ -421,6 +474,10 @@ class RecordedGraph:
             own = edges.get(id(node))
             if own is None and node.vjp is None:
                 node.vjp = _node_vjp(node)
+                if node.fun is not None and _is_real(node.value):
+                    node.vjp = _small_linear_vjp(node.vjp, shapes[id(node)],
+                                                 [shapes[id(p)] for p in
+                                                  node.parents]) or node.vjp
             steps.append((node, own))
         for node in order:
             node.args = node.kwargs = node.value = None
