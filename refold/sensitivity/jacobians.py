@@ -43,6 +43,7 @@ import autograd
 import numpy as np
 import scipy.sparse as sps
 
+from refold.sensitivity._checks import finite_array
 from refold.sensitivity.colouring import colour_columns
 
 __all__ = ["JacobianColouring", "colour_jacobian", "sparse_jacobian",
@@ -274,15 +275,6 @@ def _dense_jacobian(fun: Callable, par: np.ndarray,
     return np.stack(rows, axis=0) if rows else np.zeros((0, dim))
 
 
-def _as_point(x: Any) -> np.ndarray:
-    arr = np.asarray(x)
-    if arr.dtype == object or arr.dtype == bool or not np.issubdtype(
-            arr.dtype, np.number) or np.iscomplexobj(arr) or arr.ndim != 1:
-        raise TypeError(f"x must be a real 1-d array; got dtype {arr.dtype} "
-                        f"and shape {arr.shape}")
-    return arr.astype(float)
-
-
 def _bound(fun: Callable, args: tuple) -> Callable:
     if not callable(fun):
         raise TypeError(f"fun must be callable; got {type(fun).__name__}")
@@ -324,7 +316,7 @@ def sparse_jacobian(fun: Callable, x: Any, *args: Any, sparsity: Any = None,
            [0., 3., 2., 0.],
            [0., 0., 4., 3.]])
     """
-    par = _as_point(x)
+    par = finite_array(x, "x", vector=True, non_empty=True)
     f = _bound(fun, args)
     if sparsity is None:
         from refold.sensitivity.sparsity import jacobian_sparsity
@@ -361,7 +353,7 @@ def auto_jacobian(fun: Callable, x: Any, *args: Any,
     how : str
         What was done, e.g. ``'sparse Jacobian: 1,505 x 3,014, 1 colour'``.
     """
-    par = _as_point(x)
+    par = finite_array(x, at, vector=True, non_empty=True)
     f = _bound(fun, args)
     colouring = None
     try:
