@@ -31,7 +31,8 @@ sensitivity layer:
   one by a sparse factorisation, a huge one matrix-free;
   :attr:`LinearResponseCovariances.structure` and
   :meth:`~LinearResponseCovariances.describe` say what was chosen and why;
-* moment Jacobians are detected sparse and computed by coloured forward mode
+* moment Jacobians are detected sparse and computed by coloured forward mode,
+  with reverse mode for a few dense rows
   (:func:`refold.sensitivity.jacobians.auto_jacobian`), dense only when
   dense;
 * :math:`J H^{-1} J^\top` goes through the structure
@@ -92,8 +93,9 @@ from refold.sensitivity.inverse_blocks import (LRCovarianceBlocks,
                                                inverse_sandwich,
                                                inverse_sandwich_blocks)
 from refold.sensitivity.jacobians import (MomentJacobianColouring,
-                                          _coloured_jacobian, auto_jacobian,
-                                          colour_moment_jacobian)
+                                          auto_jacobian,
+                                          colour_moment_jacobian,
+                                          sparse_jacobian)
 from refold.sensitivity.optimum import validate_optimum as _validate_optimum
 from refold.sensitivity.solvers import SOLVER_KINDS, LinearSolver
 from refold.sensitivity.sparse_hessian import SparseBlockHessian
@@ -362,8 +364,10 @@ class LinearResponseCovariances:
         if colouring is not None:
             col = colour_moment_jacobian(colouring, dim=par.size)
             self._jacobian_how = (f"sparse Jacobian, given pattern, "
-                                  f"{col.num_colours} colours")
-            return _coloured_jacobian(calculate_moments, par, col, verify)
+                                  f"{col.describe()}")
+            return sparse_jacobian(calculate_moments, par, sparsity=col,
+                                   verify=verify, name="calculate_moments",
+                                   at="opt_par_value")
         jac, self._jacobian_how = auto_jacobian(
             calculate_moments, par, name="calculate_moments",
             at="opt_par_value")
@@ -383,8 +387,9 @@ class LinearResponseCovariances:
         colouring : MomentJacobianColouring or sparsity, optional
             The pattern of :math:`J` (anything :func:`colour_moment_jacobian`
             accepts, with ``dim = D``).  Then :math:`J` comes from
-            ``num_colours`` forward-mode passes plus one verification probe,
-            however many moments there are.  Default: the pattern is
+            ``num_colours`` forward-mode passes, one reverse-mode sweep per
+            dense row of the pattern (often none) and one verification
+            probe, however many moments there are.  Default: the pattern is
             detected from ``calculate_moments``
             (:func:`~refold.sensitivity.jacobians.auto_jacobian`) and used
             the same way when it is sparse; a dense pattern (or a function

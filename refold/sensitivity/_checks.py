@@ -10,7 +10,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-__all__ = ["check_int", "check_bool", "real_array", "as_vector",
+__all__ = ["check_int", "check_bool", "real_array", "finite_array", "as_vector",
            "check_optional_bool", "check_positive_float",
            "check_cross_column", "user_call", "describe_point",
            "traced_vector"]
@@ -80,6 +80,58 @@ def real_array(value: Any, name: str, *, allow_bool: bool = False,
     kinds = "biuf" if allow_bool else "iuf"
     if arr.dtype == object or arr.dtype.kind not in kinds:
         raise TypeError(f"{name} must be {what}; got dtype {arr.dtype}")
+    return arr
+
+
+def finite_array(value: Any, name: str, *, vector: bool = False,
+                 non_empty: bool = False, keep_float_dtype: bool = False
+                 ) -> np.ndarray:
+    """A finite real array -- a point, a direction -- as a new float array.
+
+    Parameters
+    ----------
+    value : array_like
+    name : str
+        How the argument is named in error messages.
+    vector : bool
+        It must be 1-d; a scalar is read as a vector of length one (as
+        ``np.atleast_1d`` reads it).
+    non_empty : bool
+        It must have at least one entry.
+    keep_float_dtype : bool
+        Keep a floating dtype (``float32`` stays ``float32``); otherwise the
+        dtype is promoted to at least ``float64``.  Integers become
+        ``float64`` either way.
+
+    Raises
+    ------
+    TypeError
+        For a dtype that is not real numeric (boolean, complex, object,
+        string) or a value numpy cannot make an array of.
+    ValueError
+        For a shape that is not a vector (with ``vector``), an empty array
+        (with ``non_empty``), or a NaN or inf entry, named by its index
+        (``x must be finite; x[2] is nan``).
+    """
+    arr = real_array(value, name, what="a real numeric vector" if vector
+                     else "a real numeric array")
+    if vector:
+        arr = np.atleast_1d(arr)
+        if arr.ndim != 1:
+            raise ValueError(f"{name} must be a vector (1-d); got shape "
+                             f"{arr.shape}")
+    if non_empty and arr.size == 0:
+        raise ValueError(f"{name} must have at least one entry; got shape "
+                         f"{arr.shape}")
+    keep = keep_float_dtype and arr.dtype.kind == "f"
+    arr = np.array(arr, dtype=arr.dtype if keep else
+                   np.result_type(arr.dtype, np.float64))
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        index = f"[{', '.join(map(str, where))}]" if where else ""
+        raise ValueError(f"{name} must be finite; {name}{index} is "
+                         f"{arr[where]}")
     return arr
 
 

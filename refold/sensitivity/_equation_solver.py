@@ -246,65 +246,6 @@ def hessian_solver_auto(objective: Optional[Callable], par: np.ndarray,
         raise _in_context(err, what) from err
 
 
-def coloured_sparse_jacobian(fun: Callable, par: np.ndarray, args: tuple,
-                             pattern: Any) -> tuple:
-    r"""The Jacobian of ``fun`` at ``par`` on ``pattern`` (K x D).
-
-    Bidirectional: the ``k`` densest rows come from ``k`` reverse-mode
-    products (one recorded graph), the rest from one forward-mode product
-    per colour of a distance-2 colouring of the remaining rows' columns.
-    ``k`` minimises ``k`` plus the largest remaining row degree (a lower
-    bound on the colours), so dense rows (the globals of an arrowhead) no
-    longer force one colour per column.
-
-    Returns
-    -------
-    jacobian : scipy.sparse.csr_matrix, shape (K, D)
-    num_products : int
-        Forward plus reverse products used.
-    """
-    import autograd
-    import scipy.sparse as sps
-    from refold.sensitivity.colouring import colour_columns
-    pattern = sps.csr_matrix(pattern, dtype=bool)
-    n_rows = pattern.shape[0]
-    degree = np.diff(pattern.indptr)
-    order = np.argsort(-degree, kind="stable")
-    ranked = np.append(degree[order], 0)
-    n_dense = int(np.argmin(np.arange(n_rows + 1) + ranked))
-    dense_rows = order[:n_dense]
-    is_dense = np.zeros(n_rows, dtype=bool)
-    is_dense[dense_rows] = True
-    rest = sps.csr_matrix(pattern.multiply(~is_dense[:, None]))
-    rest.eliminate_zeros()
-    colours = colour_columns(rest)
-    n_colours = int(colours.max()) + 1 if rest.nnz else 0
-    products = np.empty((n_rows, n_colours))
-    if n_colours:
-        matvec = jvp_operator(fun, par, *args)
-        for colour in range(n_colours):
-            products[:, colour] = np.ravel(matvec(
-                (colours == colour).astype(float)))
-    coo = rest.tocoo()
-    rows, cols = [coo.row], [coo.col]
-    values = [products[coo.row, colours[coo.col]]]
-    if n_dense:
-        vjp, _ = autograd.make_vjp(lambda p: fun(p, *args))(par)
-        unit = np.zeros(n_rows)
-        for row in dense_rows:
-            unit[row] = 1.0
-            full = np.ravel(vjp(unit.reshape(np.shape(_))))
-            unit[row] = 0.0
-            keep = pattern.indices[pattern.indptr[row]:pattern.indptr[row + 1]]
-            rows.append(np.full(len(keep), row))
-            cols.append(keep)
-            values.append(full[keep])
-    jac = sps.csr_matrix((np.concatenate(values), (np.concatenate(rows),
-                                                   np.concatenate(cols))),
-                         shape=pattern.shape)
-    return jac, n_colours + n_dense
-
-
 def jacobian_solver_auto(estimating_equation: Callable, par: np.ndarray,
                          args: tuple, *, symmetric: Optional[bool] = None,
                          options: Optional[Mapping] = None,
@@ -316,11 +257,15 @@ def jacobian_solver_auto(estimating_equation: Callable, par: np.ndarray,
     ``J``'s pattern is detected
     (:func:`~refold.sensitivity.sparsity.jacobian_sparsity`); a small or
     dense ``J`` is formed densely (Cholesky when symmetric positive
-    definite, LU otherwise).  A sparse one is recovered from one
-    forward-mode product per colour; when it is symmetric it is solved as a
+    definite, LU otherwise).  A sparse one is recovered from Jacobian-vector
+    products; when it is symmetric it is solved as a
     Hessian of that structure (Schur complement for an arrowhead, sparse
     Cholesky otherwise, falling back to LU when it is not positive
-    definite), else by sparse LU.
+    definite), else by sparse LU.  The sparse ``J`` comes from
+    :func:`~refold.sensitivity.jacobians.sparse_jacobian` (one reverse pass
+    per dense row, one forward pass per colour of the other rows' columns,
+    one forward probe verifying the detected pattern); an equation with no
+    forward-mode derivative is formed densely (reverse mode).
 
     Returns
     -------
@@ -328,6 +273,7 @@ def jacobian_solver_auto(estimating_equation: Callable, par: np.ndarray,
     """
     import scipy.sparse as sps
     from refold.sensitivity.arrowhead import ArrowheadHessian
+    from refold.sensitivity.jacobians import colour_jacobian, sparse_jacobian
     from refold.sensitivity.sparsity import jacobian_sparsity
     from refold.sensitivity.structure import (DENSE_FRACTION, SMALL_DIM,
                                               HessianStructure)
@@ -335,23 +281,30 @@ def jacobian_solver_auto(estimating_equation: Callable, par: np.ndarray,
     opts = dict(options or {})
     opts.pop("structure", None)
     kw = dict(dim=dim, options=opts, what=what)
-    pattern = None
+    pattern = jac = None
+    reason = f"D = {dim} <= {SMALL_DIM}"
     if dim > SMALL_DIM:
         pattern = jacobian_sparsity(estimating_equation, par, *args)
-    if pattern is None or pattern.nnz > DENSE_FRACTION * dim * dim:
+        reason = (f"{100 * pattern.nnz / dim ** 2:.0f}% of the entries can "
+                  f"be nonzero")
+    if pattern is not None and pattern.nnz <= DENSE_FRACTION * dim * dim:
+        colouring = colour_jacobian(pattern, dim=dim)
+        n_products = colouring.num_products + 1          # with the probe
+        try:
+            jac = sps.csr_matrix(sparse_jacobian(
+                estimating_equation, par, *args, sparsity=colouring,
+                name="estimating_equation", at="the base values"))
+        except ValueError as err:
+            if not isinstance(err.__cause__, NotImplementedError):
+                raise
+            reason = "estimating_equation has no forward-mode derivative"
+    if jac is None:
         solver, jac = _dense_jacobian_solver(estimating_equation, par, args,
                                              None, symmetric, kw)
-        reason = (f"D = {dim} <= {SMALL_DIM}" if pattern is None else
-                  f"{100 * pattern.nnz / dim ** 2:.0f}% of the entries can "
-                  f"be nonzero")
         structure = HessianStructure("dense", dim, pattern, reason=reason,
                                      source="detected")
         solver.info["structure"] = structure
         return solver, jac, structure
-    jac, n_products = coloured_sparse_jacobian(estimating_equation, par,
-                                               args, pattern)
-    if not np.all(np.isfinite(jac.data)):
-        raise ValueError(f"{what} is not finite at the base values")
     scale = float(np.max(np.abs(jac.data), initial=0.0))
     gap = float(np.max(np.abs((jac - jac.T).data), initial=0.0))
     is_symmetric = gap <= 100.0 * dim * np.finfo(float).eps * scale

@@ -1,24 +1,9 @@
 """Argument checks shared by the structured-Hessian builders (private):
-the point, the probe's random source, finite products, index arrays."""
+the probe's random source, finite products, index arrays.  (The point is
+checked by :func:`refold.sensitivity._checks.finite_array`.)"""
 from typing import Any
 
 import numpy as onp
-
-
-def _as_opt_par(value: Any, name: str) -> onp.ndarray:
-    arr = onp.atleast_1d(onp.asarray(value))
-    if arr.dtype == object or arr.dtype == bool or not onp.issubdtype(
-            arr.dtype, onp.number) or onp.iscomplexobj(arr):
-        raise TypeError(f"{name} must be a real numeric vector; got dtype "
-                        f"{arr.dtype}.")
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be a vector; got shape {arr.shape}.")
-    arr = arr.astype(onp.result_type(arr.dtype, float))
-    bad = onp.flatnonzero(~onp.isfinite(arr))
-    if len(bad):
-        raise ValueError(f"{name} must be finite; {name}[{bad[0]}] is "
-                         f"{arr[bad[0]]}.")
-    return arr
 
 
 def _as_rng(rng: Any) -> onp.random.Generator:

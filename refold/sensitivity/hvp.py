@@ -38,8 +38,8 @@ from typing import Any, Callable
 import autograd
 import numpy as onp
 
-from refold.sensitivity._checks import check_int, real_array
 from refold.sensitivity._base_point import active_record
+from refold.sensitivity._checks import check_int, finite_array
 from refold.sensitivity._graph_sweep import RecordedGraph
 
 __all__ = ["get_hvp", "get_batch_hvp", "make_hvp_at", "dense_hessian"]
@@ -62,14 +62,8 @@ def _check_fun_argnum(fun: Any, argnum: Any) -> int:
 
 
 def _as_finite_float_array(value: Any, name: str) -> onp.ndarray:
-    arr = real_array(value, name)
-    if not onp.issubdtype(arr.dtype, onp.floating):
-        arr = arr.astype(float)
-    if not onp.all(onp.isfinite(arr)):
-        bad = onp.flatnonzero(~onp.isfinite(arr.ravel()))
-        raise ValueError(f"{name} must be finite; entry {int(bad[0])} "
-                         f"(flat index) is {arr.ravel()[bad[0]]}.")
-    return arr
+    """The shared point check; a floating dtype (float32) is kept."""
+    return finite_array(value, name, keep_float_dtype=True)
 
 
 def _check_args_length(args: tuple, argnum: int) -> None:

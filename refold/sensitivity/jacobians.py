@@ -5,8 +5,8 @@ The Jacobian :math:`J = \partial f / \partial x` of a vector function
 :math:`\partial \mathbb{E}_q[g(\theta)] / \partial\eta` of linear-response
 covariances (:mod:`refold.models.lr_covariance`).
 
-Reverse versus forward mode
----------------------------
+Reverse, forward and both
+-------------------------
 ``autograd.jacobian`` (reverse mode) costs one backward sweep per output
 (row of :math:`J`); forward mode costs one forward pass per input direction.
 With ``K`` outputs and ``D`` inputs the dense path uses whichever is fewer.
@@ -15,9 +15,21 @@ When each output depends on few inputs (a block-local moment map, e.g.
 the columns of :math:`J` can be *coloured*: columns that never share a row
 get one colour, the forward derivative along the sum of their unit vectors
 gives them all at once, and a handful of forward passes recover all ``K``
-rows -- :func:`colour_jacobian` and :func:`sparse_jacobian`.  The result is
-checked against one forward pass in a random direction, so a wrong sparsity
-pattern raises instead of returning a wrong Jacobian.
+rows.  A few *dense* rows (an output of every coordinate -- the gradient's
+global rows of an estimating equation, a moment of all groups) would force
+one colour per column, so they come from reverse mode instead: the ``k``
+densest rows from ``k`` backward sweeps of one recorded graph, the rest from
+one forward pass per colour, with ``k`` minimising ``k`` plus the largest
+remaining row degree (a lower bound on the colours the rest needs) --
+:func:`colour_jacobian` chooses, :func:`sparse_jacobian` computes.  The
+result is checked against one forward pass in a random direction, so a wrong
+sparsity pattern raises instead of returning a wrong Jacobian.
+
+This one routine serves the moment Jacobians of linear-response covariances
+and the sparse Jacobians of estimating equations
+(:class:`~refold.sensitivity.linear_approx.EstimatingEquationLinearApproximation`,
+:class:`~refold.sensitivity.cross.CrossSensitivity` and the Taylor expansion
+with ``hess_solver='auto'``).
 
 Detected by default
 -------------------
@@ -43,6 +55,7 @@ import autograd
 import numpy as np
 import scipy.sparse as sps
 
+from refold.sensitivity._checks import finite_array
 from refold.sensitivity.colouring import colour_columns
 
 __all__ = ["JacobianColouring", "colour_jacobian", "sparse_jacobian",
@@ -57,10 +70,13 @@ DENSE_FRACTION = 0.1
 
 
 class JacobianColouring:
-    r"""A column colouring of a Jacobian's sparsity pattern.
+    r"""How a Jacobian's sparsity pattern is recovered: reverse-mode rows
+    and a column colouring of the other rows.
 
-    Columns of one colour never share a row, so one forward-mode pass along
-    the sum of their unit vectors gives all of them.  Build with
+    The rows ``dense_rows`` come from one backward sweep each (of one
+    recorded graph); the columns of the other rows are coloured so that
+    columns of one colour never share such a row, and one forward-mode pass
+    along the sum of their unit vectors gives them all.  Build with
     :func:`colour_jacobian` and reuse across evaluations.
 
     Attributes
@@ -68,34 +84,72 @@ class JacobianColouring:
     pattern : scipy.sparse.csr_array of bool, shape (K, D)
         The possible nonzeros of :math:`J`.
     colours : numpy.ndarray of int, shape (D,)
+        The colour of each column (read only in the rows not in
+        ``dense_rows``).
+    dense_rows : numpy.ndarray of int
+        The rows computed in reverse mode, ascending (often none).
     num_colours : int
-        The number of forward passes (plus one verification probe).
+        The number of forward passes.
+    num_products : int
+        Forward plus reverse passes (the verification probe not counted).
     """
 
-    def __init__(self, pattern: sps.csr_array, colours: np.ndarray):
+    def __init__(self, pattern: sps.csr_array, colours: np.ndarray,
+                 dense_rows: Optional[np.ndarray] = None):
         self.pattern = pattern
         self.colours = np.asarray(colours, dtype=np.intp)
-        self.num_colours = int(self.colours.max()) + 1 if self.colours.size else 0
+        self.dense_rows = np.unique(np.asarray(
+            [] if dense_rows is None else dense_rows, dtype=np.intp))
+        forward_cols = pattern.indices[_forward_entries(pattern,
+                                                        self.dense_rows)]
+        self.num_colours = (int(self.colours[forward_cols].max()) + 1
+                            if forward_cols.size else 0)
 
     @property
     def shape(self) -> tuple:
         """``(K, D)``."""
         return self.pattern.shape
 
+    @property
+    def num_products(self) -> int:
+        """Forward passes plus reverse sweeps (without the probe)."""
+        return self.num_colours + int(self.dense_rows.size)
+
     def directions(self) -> np.ndarray:
-        """Indicator directions, shape (D, num_colours)."""
+        """Indicator directions of the colours, shape (D, num_colours)."""
         out = np.zeros((self.shape[1], self.num_colours))
-        out[np.arange(self.shape[1]), self.colours] = 1.0
+        cols = np.flatnonzero(self.colours < self.num_colours)
+        out[cols, self.colours[cols]] = 1.0
+        return out
+
+    def describe(self) -> str:
+        """The passes, e.g. ``'2 colours, 1 reverse pass'``."""
+        k, r = self.num_colours, int(self.dense_rows.size)
+        out = f"{k} colour{'s' if k != 1 else ''}"
+        if r:
+            out += f", {r} reverse pass{'es' if r != 1 else ''}"
         return out
 
     def __repr__(self) -> str:
         return (f"JacobianColouring(shape={self.shape}, nnz="
-                f"{self.pattern.nnz}, num_colours={self.num_colours})")
+                f"{self.pattern.nnz}, num_colours={self.num_colours}, "
+                f"dense_rows={self.dense_rows.size})")
+
+
+def _forward_entries(pattern: sps.csr_array,
+                     dense_rows: np.ndarray) -> np.ndarray:
+    """Mask over the stored entries: those of rows not in ``dense_rows``."""
+    reverse = np.zeros(pattern.shape[0], dtype=bool)
+    reverse[dense_rows] = True
+    return np.repeat(~reverse, np.diff(pattern.indptr))
 
 
 def colour_jacobian(sparsity: Any, dim: Optional[int] = None
                     ) -> JacobianColouring:
-    r"""Colour the columns of a Jacobian's sparsity pattern.
+    r"""Plan the recovery of a Jacobian from its sparsity pattern.
+
+    The densest rows go to reverse mode when that saves passes (see the
+    module docstring), and the columns of the other rows are coloured.
 
     Parameters
     ----------
@@ -123,8 +177,12 @@ def colour_jacobian(sparsity: Any, dim: Optional[int] = None
     2
     """
     if isinstance(sparsity, JacobianColouring):
-        pattern = sparsity.pattern
-    elif sps.issparse(sparsity):
+        if dim is not None and sparsity.shape[1] != dim:
+            raise ValueError(f"sparsity must have {dim} columns (the length "
+                             f"of opt_par_value); got shape "
+                             f"{sparsity.shape}")
+        return sparsity
+    if sps.issparse(sparsity):
         if sparsity.ndim != 2:
             raise ValueError(f"sparsity must be 2-d (K, D); got {sparsity.shape}")
         pattern = sps.csr_array(sparsity != 0, dtype=bool)
@@ -165,9 +223,23 @@ def colour_jacobian(sparsity: Any, dim: Optional[int] = None
     pattern.sum_duplicates()
     pattern.eliminate_zeros()
     pattern.sort_indices()
-    if isinstance(sparsity, JacobianColouring):
-        return sparsity
-    return JacobianColouring(pattern, _colour(pattern))
+    dense_rows = _reverse_rows_to_use(pattern)
+    per_row = np.diff(pattern.indptr)
+    per_row[dense_rows] = 0
+    keep = _forward_entries(pattern, dense_rows)
+    rest = sps.csr_array((pattern.data[keep], pattern.indices[keep],
+                          np.concatenate([[0], np.cumsum(per_row)])),
+                         shape=pattern.shape)
+    return JacobianColouring(pattern, _colour(rest), dense_rows)
+
+
+def _reverse_rows_to_use(pattern: sps.csr_array) -> np.ndarray:
+    """The ``k`` densest rows, ``k`` minimising ``k`` plus the largest
+    degree of the other rows (a lower bound on their colours)."""
+    degree = np.diff(pattern.indptr)
+    order = np.argsort(-degree, kind="stable")
+    cost = np.arange(degree.size + 1) + np.append(degree[order], 0)
+    return np.sort(order[:int(np.argmin(cost))])
 
 
 def _colour(pattern: sps.csr_array) -> np.ndarray:
@@ -183,6 +255,18 @@ def _colour(pattern: sps.csr_array) -> np.ndarray:
     return colours
 
 
+def _check_outputs(value: Any, num: Optional[int], name: str) -> np.ndarray:
+    """``fun``'s value: a 1-d array of ``num`` entries (when known)."""
+    value = np.asarray(value)
+    if value.ndim > 1:
+        raise ValueError(f"{name} must return a 1-d array of moments;"
+                         f" got shape {value.shape}")
+    if num is not None and value.size != num:
+        raise ValueError(f"{name} returned {value.size} moments but "
+                         f"the colouring (sparsity pattern) has {num} rows")
+    return value
+
+
 def _jvp_or_raise(jvp: Callable, direction: np.ndarray, num: Optional[int],
                   name: str = "calculate_moments"):
     with warnings.catch_warnings():
@@ -194,31 +278,61 @@ def _jvp_or_raise(jvp: Callable, direction: np.ndarray, num: Optional[int],
                 f"{name} uses an operation without a forward-mode "
                 f"derivative in autograd ({err}); pass colouring=None (reverse "
                 f"mode) or supply the moment Jacobian yourself") from err
-    value = np.asarray(value)
-    if value.ndim > 1:
-        raise ValueError(f"{name} must return a 1-d array of moments;"
-                         f" got shape {value.shape}")
+    value = _check_outputs(value, num, name)
     tangent = np.broadcast_to(np.asarray(tangent, dtype=float), value.shape)
-    if num is not None and tangent.size != num:
-        raise ValueError(f"{name} returned {tangent.size} moments but "
-                         f"the colouring (sparsity pattern) has {num} rows")
     return tangent.reshape(-1)
+
+
+def _backward_sweeps(vjp: Callable, shape: tuple, rows: Any, dim: int):
+    """Row ``k`` of the Jacobian for each ``k`` of ``rows``, one backward
+    sweep of the recorded graph ``vjp`` (output shape ``shape``) each."""
+    size = int(np.prod(shape))
+    for k in rows:
+        unit = np.zeros(size)           # fresh: vjp may return it as is
+        unit[k] = 1.0
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore",
+                                    "Output seems independent of input")
+            row = vjp(unit.reshape(shape))
+        yield np.broadcast_to(np.asarray(row, dtype=float), (dim,))
+
+
+def _reverse_rows(fun: Callable, par: np.ndarray, pattern: sps.csr_array,
+                  rows: np.ndarray, name: str) -> np.ndarray:
+    """The stored entries of ``rows`` (ascending) in CSR order, from one
+    recorded evaluation of ``fun`` and one backward sweep per row."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Output seems independent of input")
+        vjp, value = autograd.make_vjp(fun)(par)
+    shape = _check_outputs(value, pattern.shape[0], name).shape
+    sweeps = _backward_sweeps(vjp, shape, rows, par.size)
+    return np.concatenate([
+        full[pattern.indices[pattern.indptr[k]:pattern.indptr[k + 1]]]
+        for k, full in zip(rows, sweeps)])
 
 
 def _coloured_jacobian(fun: Callable, par: np.ndarray,
                        colouring: JacobianColouring,
                        verify: bool, name: str = "calculate_moments",
                        at: str = "opt_par_value") -> sps.csr_array:
-    """Sparse Jacobian from ``num_colours`` forward passes (+1 probe)."""
+    """Sparse Jacobian on ``colouring.pattern``: one forward pass per
+    colour, one backward sweep per dense row (+1 forward probe)."""
     num, dim = colouring.shape
     jvp = autograd.make_jvp(fun)(par)
-    dirs = colouring.directions()
     pattern = colouring.pattern
-    products = np.empty((num, dirs.shape[1]))
-    for c in range(dirs.shape[1]):      # one forward pass per colour
-        products[:, c] = _jvp_or_raise(jvp, dirs[:, c], num, name)
     rows = np.repeat(np.arange(num), np.diff(pattern.indptr))
-    values = products[rows, colouring.colours[pattern.indices]]
+    forward = _forward_entries(pattern, colouring.dense_rows)
+    values = np.empty(pattern.nnz)
+    if colouring.num_colours:
+        dirs = colouring.directions()
+        products = np.empty((num, dirs.shape[1]))
+        for c in range(dirs.shape[1]):      # one forward pass per colour
+            products[:, c] = _jvp_or_raise(jvp, dirs[:, c], num, name)
+        values[forward] = products[
+            rows[forward], colouring.colours[pattern.indices[forward]]]
+    if colouring.dense_rows.size:
+        values[~forward] = _reverse_rows(fun, par, pattern,
+                                         colouring.dense_rows, name)
     jac = sps.csr_array((values, pattern.indices.copy(), pattern.indptr.copy()),
                         shape=(num, dim))
     if not np.isfinite(values).all():
@@ -251,10 +365,7 @@ def _dense_jacobian(fun: Callable, par: np.ndarray,
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Output seems independent of input")
         vjp, ans = autograd.make_vjp(fun)(par)       # one trace of the moments
-    ans = np.asarray(ans)
-    if ans.ndim > 1:
-        raise ValueError(f"{name} must return a 1-d array of moments;"
-                         f" got shape {ans.shape}")
+    ans = _check_outputs(ans, None, name)
     num = ans.size
     if num > dim:                    # fewer passes in forward mode
         try:
@@ -265,22 +376,8 @@ def _dense_jacobian(fun: Callable, par: np.ndarray,
         except ValueError as err:
             if not isinstance(err.__cause__, NotImplementedError):
                 raise
-    eye = np.eye(num)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "Output seems independent of input")
-        rows = [np.broadcast_to(np.asarray(vjp(eye[k].reshape(ans.shape)),
-                                           dtype=float), (dim,))
-                for k in range(num)]        # one backward sweep per moment
+    rows = list(_backward_sweeps(vjp, ans.shape, range(num), dim))
     return np.stack(rows, axis=0) if rows else np.zeros((0, dim))
-
-
-def _as_point(x: Any) -> np.ndarray:
-    arr = np.asarray(x)
-    if arr.dtype == object or arr.dtype == bool or not np.issubdtype(
-            arr.dtype, np.number) or np.iscomplexobj(arr) or arr.ndim != 1:
-        raise TypeError(f"x must be a real 1-d array; got dtype {arr.dtype} "
-                        f"and shape {arr.shape}")
-    return arr.astype(float)
 
 
 def _bound(fun: Callable, args: tuple) -> Callable:
@@ -290,14 +387,19 @@ def _bound(fun: Callable, args: tuple) -> Callable:
 
 
 def sparse_jacobian(fun: Callable, x: Any, *args: Any, sparsity: Any = None,
-                    verify: bool = True) -> sps.csr_array:
-    r"""The Jacobian of ``fun`` at ``x`` by coloured forward mode, sparse.
+                    verify: bool = True, name: str = "fun",
+                    at: str = "x") -> sps.csr_array:
+    r"""The Jacobian of ``fun`` at ``x`` on a sparsity pattern, sparse.
+
+    Dense rows of the pattern come from reverse mode, the other rows from
+    coloured forward mode (see the module docstring and
+    :func:`colour_jacobian`).
 
     Parameters
     ----------
     fun : callable
         ``fun(x, *args)`` returning a 1-d array (``K`` entries), written
-        with ``autograd.numpy`` (forward mode).
+        with ``autograd.numpy`` (forward and reverse mode).
     x : array_like, shape (D,)
     *args
         Further (constant) arguments of ``fun``.
@@ -309,11 +411,14 @@ def sparse_jacobian(fun: Callable, x: Any, *args: Any, sparsity: Any = None,
         Check the result against one forward pass in a random direction
         (default ``True``): a wrong pattern raises ``ValueError`` naming the
         row.
+    name, at : str, keyword-only
+        How ``fun`` and ``x`` are named in error messages.
 
     Returns
     -------
     scipy.sparse.csr_array, shape (K, D)
-        From ``num_colours`` forward passes (plus the probe).
+        From ``num_colours`` forward passes and one backward sweep per dense
+        row (plus the probe).
 
     Examples
     --------
@@ -323,25 +428,32 @@ def sparse_jacobian(fun: Callable, x: Any, *args: Any, sparsity: Any = None,
     array([[2., 1., 0., 0.],
            [0., 3., 2., 0.],
            [0., 0., 4., 3.]])
+
+    A row of every coordinate costs one backward sweep, not ``D`` colours:
+
+    >>> from refold.sensitivity import jacobian_sparsity
+    >>> f = lambda x: anp.concatenate([x[1:] * x[:-1], anp.sum(x ** 2)[None]])
+    >>> colour_jacobian(jacobian_sparsity(f, np.ones(100))).describe()
+    '2 colours, 1 reverse pass'
     """
-    par = _as_point(x)
+    par = finite_array(x, at, vector=True, non_empty=True)
     f = _bound(fun, args)
     if sparsity is None:
         from refold.sensitivity.sparsity import jacobian_sparsity
         sparsity = jacobian_sparsity(f, par)
     colouring = colour_jacobian(sparsity, dim=par.size)
-    return _coloured_jacobian(f, par, colouring, verify, name="fun", at="x")
+    return _coloured_jacobian(f, par, colouring, verify, name, at)
 
 
 def auto_jacobian(fun: Callable, x: Any, *args: Any,
                   name: str = "fun", at: str = "x") -> tuple:
     r"""The Jacobian of ``fun`` at ``x``, sparse when its pattern is.
 
-    The pattern is detected (one traced call); when it is coloured in fewer
-    forward passes than the dense route needs (``min(K, D)``) and at most
+    The pattern is detected (one traced call); when it is recovered in
+    fewer passes than the dense route needs (``min(K, D)``) and at most
     :data:`DENSE_FRACTION` of its entries can be nonzero, :math:`J` comes
-    sparse from one forward pass per colour (verified by a random probe);
-    otherwise -- or when the trace fails, or ``fun`` has an operation
+    sparse from :func:`sparse_jacobian`'s passes (verified by a random
+    probe); otherwise -- or when the trace fails, or ``fun`` has an operation
     without a forward-mode rule -- it is dense (reverse mode, one sweep per
     output, or forward mode when ``K > D``).
 
@@ -361,7 +473,7 @@ def auto_jacobian(fun: Callable, x: Any, *args: Any,
     how : str
         What was done, e.g. ``'sparse Jacobian: 1,505 x 3,014, 1 colour'``.
     """
-    par = _as_point(x)
+    par = finite_array(x, at, vector=True, non_empty=True)
     f = _bound(fun, args)
     colouring = None
     try:
@@ -372,7 +484,7 @@ def auto_jacobian(fun: Callable, x: Any, *args: Any,
         num, dim = pattern.shape
         if pattern.nnz <= DENSE_FRACTION * num * dim:
             colouring = colour_jacobian(pattern, dim=dim)
-            if colouring.num_colours + 1 >= min(num, dim):
+            if colouring.num_products + 1 >= min(num, dim):
                 colouring = None
     except Exception:           # noqa: BLE001 - any trace failure:
         colouring = None        # the dense route below is always correct
@@ -384,9 +496,8 @@ def auto_jacobian(fun: Callable, x: Any, *args: Any,
                 raise
         else:
             num, dim = jac.shape
-            k = colouring.num_colours
-            return jac, (f"sparse Jacobian: {num:,} x {dim:,}, {k} "
-                         f"colour{'s' if k != 1 else ''}")
+            return jac, (f"sparse Jacobian: {num:,} x {dim:,}, "
+                         f"{colouring.describe()}")
     jac = _dense_jacobian(f, par, name)
     if not np.isfinite(jac).all():
         where = tuple(int(i) for i in np.argwhere(~np.isfinite(jac))[0])

@@ -37,9 +37,10 @@ from typing import Any, Callable, NamedTuple, Tuple
 import autograd
 import numpy as np
 
+from refold.sensitivity._checks import finite_array
 from refold.sensitivity.arrowhead import ArrowheadHessian
 from refold.sensitivity.sparse_hessian import (SparseBlockHessian,
-                                               _as_index_array, _as_opt_par)
+                                               _as_index_array)
 
 __all__ = ["NewtonReport", "arrowhead_newton", "damped_newton_step"]
 
@@ -136,7 +137,7 @@ def damped_newton_step(hessian: ArrowheadHessian, grad: Any,
     if not isinstance(hessian, ArrowheadHessian):
         raise TypeError(f"hessian must be an ArrowheadHessian; got "
                         f"{type(hessian).__name__}.")
-    grad = _as_opt_par(grad, "grad")
+    grad = finite_array(grad, "grad", vector=True)
     if grad.shape != (hessian.dim,):
         raise ValueError(f"grad must have shape ({hessian.dim},) to match "
                          f"hessian; got {grad.shape}.")
@@ -233,7 +234,7 @@ def arrowhead_newton(fun: Callable, x0: Any, local_inds: Any, *,
     """
     if not callable(fun):
         raise TypeError(f"fun must be callable; got {type(fun).__name__}.")
-    x = np.array(_as_opt_par(x0, "x0"), dtype=float)
+    x = np.array(finite_array(x0, "x0", vector=True), dtype=float)
     tol = _check_positive(tol, "tol")
     max_step = _check_positive(max_step, "max_step")
     if isinstance(max_iter, (bool, np.bool_)) or not isinstance(

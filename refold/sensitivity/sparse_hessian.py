@@ -27,13 +27,13 @@ from typing import Any, Callable, NamedTuple, Tuple, Union
 import numpy as onp
 import scipy.sparse as sp
 
-from refold.sensitivity._checks import check_int
+from refold.sensitivity._checks import check_int, finite_array
 from refold.sensitivity.colouring import (HessianColouring,
                                           as_sparsity_pattern,
                                           colour_hessian, recover_hessian,
                                           verify_hessian_probe)
-from refold.sensitivity._hessian_args import (_as_index_array, _as_opt_par,
-                                              _as_rng, _check_finite_product)
+from refold.sensitivity._hessian_args import (_as_index_array, _as_rng,
+                                              _check_finite_product)
 from refold.sensitivity.hvp import make_hvp_at
 
 __all__ = ["sparse_hessian", "SparseBlockHessian", "ArrowheadBlocks"]
@@ -98,7 +98,7 @@ def sparse_hessian(fun: Callable, x: Any, sparsity: Any = None, *args: Any,
     >>> sparse_hessian(f, onp.ones(5), pattern).toarray()[0, :2]
     array([12.,  1.])
     """
-    x = _as_opt_par(x, "x")
+    x = finite_array(x, "x", vector=True)
     dim = x.shape[0]
     if isinstance(colouring, HessianColouring):
         if colouring.dim != dim:
@@ -233,7 +233,7 @@ class SparseBlockHessian:
 
     # ----------------------------------------------------------- helpers
     def _opt_par(self, opt_par: Any) -> onp.ndarray:
-        opt_par = _as_opt_par(opt_par, "opt_par")
+        opt_par = finite_array(opt_par, "opt_par", vector=True)
         top = int(self._local_inds.max())
         if top >= opt_par.shape[0]:
             raise ValueError(f"sparsity_array holds index {top} but opt_par "

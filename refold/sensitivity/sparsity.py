@@ -51,28 +51,12 @@ from typing import Any, Callable
 import numpy as np
 import scipy.sparse as sp
 
+from refold.sensitivity._checks import finite_array
 from refold.sensitivity._sparsity_rules import RULE_KINDS, register_rule
 from refold.sensitivity._sparsity_trace import SparsityWarning, run_trace
 
 __all__ = ["hessian_sparsity", "jacobian_sparsity", "register_sparsity_rule",
            "SparsityWarning"]
-
-
-def _as_point(x: Any) -> np.ndarray:
-    arr = np.asarray(x)
-    if arr.dtype == object or arr.dtype == bool or not np.issubdtype(
-            arr.dtype, np.number) or np.iscomplexobj(arr):
-        raise TypeError(f"x must be a real numeric array; got dtype "
-                        f"{arr.dtype}.")
-    arr = arr.astype(np.result_type(arr.dtype, float))
-    if arr.size == 0:
-        raise ValueError("x must have at least one entry; got shape "
-                         f"{arr.shape}.")
-    bad = np.flatnonzero(~np.isfinite(arr.ravel()))
-    if len(bad):
-        raise ValueError(f"x must be finite; entry {int(bad[0])} (flat "
-                         f"index) is {arr.ravel()[bad[0]]}.")
-    return arr
 
 
 def _check_fun(fun: Any) -> None:
@@ -121,7 +105,7 @@ def hessian_sparsity(fun: Callable, x: Any, *args: Any) -> sp.csr_matrix:
            [0, 0, 1, 1]])
     """
     _check_fun(fun)
-    x = _as_point(x)
+    x = finite_array(x, "x", non_empty=True)
     dep, value, ctx = run_trace(fun, x, args, want_hessian=True)
     if np.size(value) != 1:
         raise ValueError(f"fun must return a scalar for a Hessian; it "
@@ -157,7 +141,7 @@ def jacobian_sparsity(fun: Callable, x: Any, *args: Any) -> sp.csr_matrix:
            [0, 1, 1]])
     """
     _check_fun(fun)
-    x = _as_point(x)
+    x = finite_array(x, "x", non_empty=True)
     dep, value, ctx = run_trace(fun, x, args, want_hessian=False)
     size = int(np.size(value))
     if dep is None:

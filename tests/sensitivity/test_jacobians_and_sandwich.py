@@ -78,6 +78,69 @@ def test_sparse_jacobian_detects_and_matches_autograd():
     np.testing.assert_allclose(got.toarray(), dense, rtol=1e-14)
 
 
+def _few_dense_rows(x):
+    # A banded Jacobian with two rows of every coordinate: forward mode alone
+    # needs one colour per column; two reverse sweeps free the rest.
+    return anp.concatenate([x[1:] * x[:-1], anp.sum(x ** 2)[None],
+                            anp.exp(x[:3]), anp.sin(anp.sum(x))[None]])
+
+
+_BLOCKS = np.random.default_rng(1).normal(size=(25, 4, 4))
+
+
+def _block_diagonal(x):
+    return anp.ravel(anp.tanh(anp.einsum("tij,tj->ti", _BLOCKS,
+                                         anp.reshape(x, (25, 4)))))
+
+
+_MIX = np.random.default_rng(2).normal(size=(12, 40))
+
+
+def _dense(x):
+    return anp.sin(anp.dot(_MIX, x)) * anp.sum(x ** 2)
+
+
+@pytest.mark.parametrize("fun, dim, max_products, reverse", [
+    (_few_dense_rows, 60, 2 + 2, 2),       # 2 colours + 2 reverse sweeps
+    (_block_diagonal, 100, 4, 0),          # one colour per block column
+    (_dense, 40, 12, 12),                  # every row in reverse mode
+])
+def test_bidirectional_sparse_jacobian_matches_autograd(fun, dim, max_products,
+                                                        reverse):
+    x = np.random.default_rng(3).uniform(-1.0, 1.0, dim)
+    truth = np.asarray(autograd.jacobian(fun)(x))
+    colouring = colour_jacobian(sps.csr_array(truth != 0))
+    assert colouring.num_products <= max_products
+    assert colouring.dense_rows.size == reverse
+    for sparsity in (None, colouring, truth != 0):
+        jac = sparse_jacobian(fun, x, sparsity=sparsity)
+        assert sps.issparse(jac)
+        np.testing.assert_allclose(jac.toarray(), truth, rtol=1e-13,
+                                   atol=1e-15)
+
+
+def test_dense_rows_are_verified_and_reused():
+    x = np.linspace(-1.0, 1.0, 30)
+    pattern = np.asarray(autograd.jacobian(_few_dense_rows)(x)) != 0
+    forward_only = len(x)             # a full row needs one colour a column
+    colouring = colour_jacobian(pattern)
+    assert colouring.num_products < forward_only // 5
+    assert colouring.describe() == "2 colours, 2 reverse passes"
+    # A missing coordinate of a reverse-mode row is caught by the probe.
+    wrong = pattern.copy()
+    wrong[29, 5] = False
+    assert 29 in colour_jacobian(wrong).dense_rows
+    with pytest.raises(ValueError, match="outside the sparsity pattern"):
+        sparse_jacobian(_few_dense_rows, x, sparsity=wrong)
+    # A colouring built once is used as it is, for another point too.
+    y = x + 0.1
+    np.testing.assert_allclose(
+        sparse_jacobian(_few_dense_rows, y, sparsity=colouring).toarray(),
+        autograd.jacobian(_few_dense_rows)(y), rtol=1e-13, atol=1e-15)
+    with pytest.raises(ValueError, match="sparsity must have 31 columns"):
+        sparse_jacobian(_few_dense_rows, np.ones(31), sparsity=colouring)
+
+
 def test_auto_jacobian_dense_when_dense():
     mix = np.random.default_rng(0).normal(size=(4, 30))
     got, how = auto_jacobian(lambda x: anp.sin(anp.dot(mix, x)), np.ones(30))
