@@ -22,10 +22,21 @@ the prior variance of ``beta`` as the hyperparameter
    against the explicit dense path;
 6. JAX (optional): a hand-written jitted 16-HVP colouring + Schur solve and
    JAX's default lineax CG (``benchmarks/_jax_glmm.py``, own process);
-7. ``import refold`` in a fresh process against numpy + scipy + autograd.
+7. ``import refold`` in a fresh process against numpy + scipy + autograd;
+8. ``refit`` (vittles has none): the default ``solver='auto'`` (structured
+   Newton) against ``solver='trust-ncg'`` (the previous default) in the
+   "other" column -- at G = 1,500 from the old optimum with the prior
+   variance doubled (``refit(kl, opt, 2 h0)``), cold (structure detection
+   included) and warm, and from the model's initial point; and on dense
+   logistic regressions at D = 200, well- and ill-conditioned, where
+   ``'auto'`` still takes Newton steps on the dense Hessian (its limit).
+   The last column is the max abs difference of the two optima.
 
 Run with ``OPENBLAS_NUM_THREADS=1 python benchmarks/default_paths_bench.py``
 (``--quick`` skips vittles' dense rows at G = 1,500, which take minutes).
+The ``refit`` rows alone, in about half a minute::
+
+    OPENBLAS_NUM_THREADS=1 PYTHONPATH=. python benchmarks/default_paths_bench.py --refit
 """
 import json
 import os
@@ -298,6 +309,63 @@ def dense_rows() -> List[list]:
     return rows
 
 
+def _refit_row(call, shape, auto, trust) -> list:
+    """A row: 'auto' time (and result), 'trust-ncg' time (and result)."""
+    (t_auto, r_auto), (t_trust, r_trust) = auto, trust
+    diff = float(onp.max(onp.abs(r_auto.x - r_trust.x)))
+    note = (f"abs {diff:.1e}; {r_auto.solver} {r_auto.nit} it. vs "
+            f"{r_trust.nit} it.")
+    return [call, shape, _fmt(t_auto), _fmt(t_trust) + " (trust-ncg)",
+            _ratio(t_trust, t_auto), note]
+
+
+def refit_rows() -> List[list]:
+    import autograd.numpy as np
+    from refold.sensitivity.refit import refit
+    from refold.sensitivity.structure import _CACHE
+    kl, opt, h0, objective = glmm_problem(1500)
+    h_new = 2.0 * h0
+
+    def cold():
+        _CACHE.clear()      # detection included
+        return refit(kl, opt, h_new)
+    auto_cold = best_time(cold, 2)
+    auto_warm = best_time(lambda: refit(kl, opt, h_new), 2)
+    trust = best_time(lambda: refit(kl, opt, h_new, solver="trust-ncg"), 2)
+    rows = [_refit_row("refit(kl, opt, 2 h0) vs solver='trust-ncg'  "
+                       "(first call: detection included)", "G=1,500",
+                       auto_cold, trust),
+            _refit_row("  the same call again (structure reused)",
+                       "G=1,500", auto_warm, trust)]
+    start = objective.initial_free_par()
+    rows.append(_refit_row(
+        "refit(kl, x_init, 2 h0) from the model's initial point", "G=1,500",
+        best_time(lambda: refit(kl, start, h_new), 1),
+        best_time(lambda: refit(kl, start, h_new, solver="trust-ncg"), 1)))
+    dim = 200
+    rng = onp.random.default_rng(dim)
+    design = rng.standard_normal((dim + 200, dim)) / onp.sqrt(dim)
+    y = (rng.uniform(size=dim + 200) < 0.5).astype(float)
+    for label, scales, prec in (("well-conditioned", onp.ones(dim), 1.0),
+                                ("ill-conditioned (column scales 1..1e3)",
+                                 onp.logspace(0, 3, dim), 1e-3)):
+        x_design = design * scales
+
+        def f(theta, h):
+            z = np.dot(x_design, theta)
+            return (np.sum(np.logaddexp(0.0, z) - y * z)
+                    + 0.5 * h[0] * np.sum(theta ** 2))
+        hp = onp.array([prec])
+        opt_d = refit(f, onp.zeros(dim), hp).x
+        reps = 2 if prec == 1.0 else 1
+        rows.append(_refit_row(
+            f"refit(f, opt, 2 h0), dense logistic, {label}", f"D={dim}",
+            best_time(lambda: refit(f, opt_d, 2 * hp), reps),
+            best_time(lambda: refit(f, opt_d, 2 * hp, solver="trust-ncg"),
+                      reps)))
+    return rows
+
+
 IMPORT_CODE = r"""
 import json, sys, time
 t = time.perf_counter()
@@ -326,15 +394,21 @@ def import_rows() -> List[list]:
 def main(argv: List[str]) -> None:
     quick = "--quick" in argv
     warnings.simplefilter("ignore")
-    vittles = import_vittles()
     head = ["call (no solver options unless said)", "shape", "refold",
             "vittles / other", "ratio", "max rel diff / note"]
+    if "--refit" in argv:
+        print("refit: solver='auto' (default) against solver='trust-ncg' "
+              "in one run")
+        print(text_table(head, refit_rows()))
+        return
+    vittles = import_vittles()
     body = g1500_rows(vittles, quick)
     crit, cold = criteo_rows(vittles)
     body += crit
     body += dense_rows()
     body += jax_rows(cold)
     body += import_rows()
+    body += refit_rows()
     print("Default call paths (issue 12): refold and the anchor in one run")
     print(f"Criteo default chose: {cold['describe']}")
     print(text_table(head, body))

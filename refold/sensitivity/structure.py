@@ -177,7 +177,8 @@ class HessianStructure:
     reason : str
         Why this kind was chosen.
     source : str
-        ``'detected'``, ``'given'`` or ``'small'``.
+        ``'detected'``, ``'given'``, ``'small'``, or ``'requested'`` (the
+        caller asked for the dense Hessian: ``refit(..., hvp=False)``).
     seconds : float
         Time spent detecting and classifying.
     """
@@ -387,29 +388,61 @@ def _args_key(x: np.ndarray, args: tuple) -> tuple:
     return (np.size(x),) + tuple(describe(arg) for arg in args)
 
 
-def _hessian_with_cache(fun, x, args, structure):
+def _cache_get(key: Any, args_key: tuple) -> Optional[HessianStructure]:
+    try:
+        return _CACHE.get(key, {}).get(args_key)
+    except TypeError:  # not weak-referenceable (e.g. a bound method)
+        return None
+
+
+def _cache_put(key: Any, args_key: tuple, structure: HessianStructure
+               ) -> None:
+    try:
+        _CACHE.setdefault(key, {})[args_key] = structure
+    except TypeError:
+        pass
+
+
+def cached_structure(fun: Callable, x: np.ndarray, args: tuple = (), *,
+                     key: Any = None, fresh: bool = False
+                     ) -> HessianStructure:
+    """The structure cached for ``key`` (default ``fun``) and the argument
+    shapes, else (or with ``fresh=True``: the cached one was contradicted)
+    detected from ``fun`` at ``x`` and cached.  ``key`` lets a caller that
+    wraps the user's objective cache under the user's function."""
+    key = fun if key is None else key
+    args_key = _args_key(x, args)
+    if not fresh:
+        cached = _cache_get(key, args_key)
+        if cached is not None:
+            return cached
+    structure = hessian_structure(fun, x, *args)
+    _cache_put(key, args_key, structure)
+    return structure
+
+
+def is_contradiction(err: BaseException) -> bool:
+    """Whether ``err`` is the probe of a recovered Hessian finding couplings
+    outside the structure's pattern (the structure must be re-detected)."""
+    return isinstance(err, ValueError) and "couples coordinates" in str(err)
+
+
+def _hessian_with_cache(fun, x, args, structure, *, key=None):
     """(structure, Hessian): a given structure, else a cached one for
-    ``fun`` (re-detected if the probe contradicts it), else detected."""
-    key = _args_key(x, args)
+    ``key`` (default ``fun``; re-detected if the probe contradicts it),
+    else detected."""
     if structure is not None:
         return structure, structured_hessian(fun, x, *args,
                                              structure=structure)
-    try:
-        cached = _CACHE.get(fun, {}).get(key)
-    except TypeError:  # not weak-referenceable (e.g. a bound method)
-        cached = None
+    cached = _cache_get(fun if key is None else key, _args_key(x, args))
     if cached is not None:
         try:
             return cached, structured_hessian(fun, x, *args,
                                               structure=cached)
         except ValueError as err:
-            if "couples coordinates" not in str(err):
+            if not is_contradiction(err):
                 raise
-    structure = hessian_structure(fun, x, *args)
-    try:
-        _CACHE.setdefault(fun, {})[key] = structure
-    except TypeError:
-        pass
+    structure = cached_structure(fun, x, args, key=key, fresh=True)
     return structure, structured_hessian(fun, x, *args, structure=structure)
 
 

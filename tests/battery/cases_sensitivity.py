@@ -193,6 +193,13 @@ def cases():
     out += sweep("refit", S.refit, good, "gtol", BAD_TOL)
     out += sweep("refit", S.refit, good, "maxiter", BAD_INT + [("zero", 0)])
     out += sweep("refit", S.refit, good, "hvp", BAD_BOOL)
+    out += sweep("refit", S.refit, good, "solver",
+                 [("unknown name", "newton"), ("number", 3), ("None", None)])
+    out += sweep("refit", S.refit, good, "solver_options",
+                 [("list", [1]), ("unknown key", {"on_failure": "pinv"}),
+                  ("structure not a HessianStructure", {"structure": "dense"}),
+                  ("structure of another dimension", {
+                      "structure": S.HessianStructure("dense", 3)})])
 
     def boom(x):
         if x[0] < 0.5:
