@@ -8,8 +8,11 @@ import numpy as onp
 import pytest
 import scipy.optimize
 import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import refold
+from refold.sensitivity import structure as st_module
 from refold.sensitivity.arrowhead import ArrowheadHessian
 from refold.sensitivity.hvp import dense_hessian
 from refold.sensitivity.structure import (HessianStructure, classify_pattern,
@@ -194,3 +197,29 @@ def test_indefinite_block_is_named_as_for_equal_blocks(ragged):
                                          r"block of group 7 \(hessian indices "
                                          r"\[77, 78\]\) has smallest eigenvalue"):
         equal.solver()
+
+
+@settings(max_examples=25, deadline=None)
+@given(sizes=st.lists(st.integers(1, 6), min_size=60, max_size=120),
+       n_global=st.integers(0, 5), seed=st.integers(0, 2 ** 31 - 1))
+def test_random_block_patterns_split_into_their_blocks(sizes, n_global, seed):
+    pat = block_pattern(sizes, n_global)
+    dim = pat.shape[0]
+    perm = onp.random.default_rng(seed).permutation(dim)
+    where = onp.argsort(perm)                   # old coordinate i is at where[i]
+    kind, glob, loc, _ = classify_pattern(pat[perm][:, perm])
+    if dim <= st_module.SMALL_DIM:
+        assert kind == "dense"
+        return
+    assert kind == "arrowhead"
+    starts = n_global + onp.concatenate([[0], onp.cumsum(sizes)[:-1]])
+    truth = {frozenset(where[s + onp.arange(m)]) for s, m in zip(starts, sizes)}
+    classes = loc if isinstance(loc, tuple) else (loc,)
+    found = {frozenset(row) for c in classes for row in c}
+    assert found <= truth                       # every local block is a block
+    assert set(where[:n_global]) <= set(glob)   # every global is global
+    extra = set(glob) - set(where[:n_global])   # the rest: a few small blocks
+    assert extra == set().union(*(truth - found))
+    assert len(extra) <= max(sizes)
+    sizes_found = [c.shape[1] for c in classes]
+    assert sizes_found == sorted(set(sizes_found))
