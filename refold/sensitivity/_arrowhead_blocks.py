@@ -180,8 +180,6 @@ def _arrowhead_blocks(hessian: Any, global_inds: Any, local_inds: Any,
     g, n_loc = gi.size, local.size
     sizes = [c.shape[1] for c in classes]
     counts = [c.shape[0] for c in classes]
-    # Each local position's group (numbered class by class) and slot.
-    group = np.repeat(np.arange(sum(counts)), np.repeat(sizes, counts))
     # The global rows, densely: G and the cross blocks, as H[L, G] (n, g).
     top = _rows(csr, gi).toarray()                              # (g, D)
     G = top[:, gi]
@@ -193,7 +191,11 @@ def _arrowhead_blocks(hessian: Any, global_inds: Any, local_inds: Any,
     within = local_rows[:, local]                               # (n, n)
     row = np.repeat(np.arange(n_loc), np.diff(within.indptr))
     col, data = within.indices, within.data
-    row_group, col_group = group[row], group[col]
+    if len(classes) == 1:                       # the group of a position
+        row_group, col_group = row // sizes[0], col // sizes[0]
+    else:                                       # numbered class by class
+        group = np.repeat(np.arange(sum(counts)), np.repeat(sizes, counts))
+        row_group, col_group = group[row], group[col]
     bad = np.flatnonzero((row_group != col_group) & (data != 0))
     if bad.size:
         r, c = local[row[bad]], local[col[bad]]
@@ -226,7 +228,8 @@ def _arrowhead_blocks(hessian: Any, global_inds: Any, local_inds: Any,
     for (t, m), cls in zip(zip(counts, sizes), classes):   # over the sizes
         stop = start + t * m
         a, b = within.indptr[start], within.indptr[stop]
-        r, c = row[a:b] - start, col[a:b] - start
+        r, c = (row, col) if len(classes) == 1 else (row[a:b] - start,
+                                                     col[a:b] - start)
         Ls.append(np.bincount(r * m + c % m, weights=data[a:b],  # sums
                               minlength=t * m * m).reshape(t, m, m))
         Cs.append(cross[start:stop].reshape(t, m, g).transpose(0, 2, 1))
