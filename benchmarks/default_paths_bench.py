@@ -30,13 +30,23 @@ the prior variance of ``beta`` as the hyperparameter
    included) and warm, and from the model's initial point; and on dense
    logistic regressions at D = 200, well- and ill-conditioned, where
    ``'auto'`` still takes Newton steps on the dense Hessian (its limit).
-   The last column is the max abs difference of the two optima.
+   The last column is the max abs difference of the two optima;
+9. local blocks of unequal sizes (``benchmarks/_ragged_problem.py``: a
+   random-effects logistic regression, 14 fixed effects, 3,000 groups with
+   2 random effects and 2,000 with 3, D = 12,014): the default call against
+   the previous fallback, the sparse route the classification took before it
+   accepted blocks of unequal sizes (the same detected pattern, coloured,
+   recovered and factorised sparsely).  vittles has no route here (its
+   ``SparseBlockHessian`` needs equal blocks; its default forms a dense
+   12,014 x 12,014 Hessian).
 
 Run with ``OPENBLAS_NUM_THREADS=1 python benchmarks/default_paths_bench.py``
 (``--quick`` skips vittles' dense rows at G = 1,500, which take minutes).
-The ``refit`` rows alone, in about half a minute::
+``--refit`` prints only the rows of 8 (about half a minute), ``--mixed``
+only those of 9::
 
-    OPENBLAS_NUM_THREADS=1 PYTHONPATH=. python benchmarks/default_paths_bench.py --refit
+    OPENBLAS_NUM_THREADS=1 python benchmarks/default_paths_bench.py --refit
+    OPENBLAS_NUM_THREADS=1 python benchmarks/default_paths_bench.py --mixed
 """
 import json
 import os
@@ -391,6 +401,57 @@ def import_rows() -> List[list]:
              f"+{(ours - floor) * 1e3:.0f} ms over floor", "-"]]
 
 
+def mixed_rows() -> List[list]:
+    """Local blocks of 2 and 3: the default against the previous fallback."""
+    from _ragged_problem import ragged_problem
+    from refold.sensitivity.solvers import get_sparse_cholesky_solver
+    from refold.sensitivity.structure import _CACHE, HessianStructure
+    fun, opt, h0 = ragged_problem()
+    dim, shape = opt.size, f"D={opt.size:,}"
+
+    def default():
+        return refold.HyperparameterSensitivityLinearApproximation(
+            fun, opt, h0)
+
+    def fallback(structure=None):
+        if structure is None:       # detection, then the old 'sparse' kind
+            structure = HessianStructure(
+                "sparse", dim, hessian_sparsity(fun, opt, h0),
+                reason="the previous fallback", source="detected")
+        return refold.HyperparameterSensitivityLinearApproximation(
+            fun, opt, h0, solver_options={"structure": structure})
+
+    def first(make):
+        _CACHE.clear()
+        return make().get_dopt_dhyper()
+    t_new, sens = best_time(lambda: first(default), 2)
+    t_old, sens_old = best_time(lambda: first(fallback), 2)
+    approx = default()
+    old_structure = fallback().structure
+    t_new_w, _ = best_time(lambda: default().get_dopt_dhyper(), 3)
+    t_old_w, _ = best_time(lambda: fallback(old_structure).get_dopt_dhyper(),
+                           3)
+    hess = approx.get_hessian_at_opt()
+    arrow = approx.structure
+    b = onp.random.default_rng(0).normal(size=dim)
+    t_fac, x_new = best_time(lambda: refold.ArrowheadHessian.from_sparse(
+        hess, arrow.global_inds, arrow.local_inds).solve(b), 3)
+    t_fac_old, x_old = best_time(
+        lambda: get_sparse_cholesky_solver(hess)(b), 3)
+    print(f"Blocks of unequal sizes, default chose: {approx.describe()}")
+    print(f"  previous fallback: {old_structure.describe()}")
+    return [
+        ["HyperparameterSensitivityLinearApproximation(f, opt, h0)"
+         ".get_dopt_dhyper(), blocks of 2 and 3 (first call, detection "
+         "included)", shape, _fmt(t_new), _fmt(t_old) + " (prev. fallback)",
+         _ratio(t_old, t_new), f"{_rel(sens, sens_old):.1e}"],
+        ["  the same call again (structure reused)", shape, _fmt(t_new_w),
+         _fmt(t_old_w) + " (prev. fallback)", _ratio(t_old_w, t_new_w), "-"],
+        ["  factorise the Hessian and solve once (Schur vs sparse Cholesky)",
+         shape, _fmt(t_fac), _fmt(t_fac_old) + " (sparse)",
+         _ratio(t_fac_old, t_fac), f"{_rel(x_new, x_old):.1e}"]]
+
+
 def main(argv: List[str]) -> None:
     quick = "--quick" in argv
     warnings.simplefilter("ignore")
@@ -401,6 +462,9 @@ def main(argv: List[str]) -> None:
               "in one run")
         print(text_table(head, refit_rows()))
         return
+    if "--mixed" in argv:
+        print(text_table(head, mixed_rows()))
+        return
     vittles = import_vittles()
     body = g1500_rows(vittles, quick)
     crit, cold = criteo_rows(vittles)
@@ -409,6 +473,7 @@ def main(argv: List[str]) -> None:
     body += jax_rows(cold)
     body += import_rows()
     body += refit_rows()
+    body += mixed_rows()
     print("Default call paths (issue 12): refold and the anchor in one run")
     print(f"Criteo default chose: {cold['describe']}")
     print(text_table(head, body))

@@ -11,6 +11,8 @@ from typing import Any, Mapping
 import numpy as np
 import scipy.sparse as sps
 
+from refold.sensitivity._arrowhead_blocks import (_flat, _is_size_class_list,
+                                                  _layout, _local_classes)
 from refold.sensitivity.arrowhead import ArrowheadHessian
 from refold.sensitivity.hvp import make_hvp_at
 from refold.sensitivity.sparse_hessian import ArrowheadBlocks
@@ -148,10 +150,20 @@ def _in_range(arr: np.ndarray, name: str, dim: int) -> None:
 
 
 def arrowhead_inds(global_inds: Any, local_inds: Any, dim: int):
-    li = index_array(local_inds, "local_inds", 2)
-    _in_range(li, "local_inds", dim)
+    """``(gi, li)``: ``li`` a ``(T, m)`` array, or for local blocks of
+    unequal sizes a tuple of ``(T_k, m_k)`` arrays (one per size)."""
+    if _is_size_class_list(local_inds):
+        classes = _local_classes(local_inds, "local_inds")
+        for k, c in enumerate(classes):
+            _in_range(c, f"local_inds (size class {k}, blocks of "
+                         f"{c.shape[1]})", dim)
+        li = _layout(classes)
+    else:
+        li = index_array(local_inds, "local_inds", 2)
+        _in_range(li, "local_inds", dim)
+        classes = (li,)
     if global_inds is None:
-        gi = np.setdiff1d(np.arange(dim), li.ravel())
+        gi = np.setdiff1d(np.arange(dim), _flat(classes))
     else:
         gi = index_array(global_inds, "global_inds", 1)
         _in_range(gi, "global_inds", dim)

@@ -14,12 +14,14 @@ import numpy as np
 import scipy.sparse as sps
 
 from refold.models._lr_checks import arrowhead_inds, given_hessian, in_context
+from refold.sensitivity._arrowhead_blocks import _layout
 from refold.sensitivity._equation_solver import hessian_solver_auto
 from refold.sensitivity.arrowhead import ArrowheadHessian
 from refold.sensitivity.colouring import HessianColouring
 from refold.sensitivity.hvp import dense_hessian, make_hvp_at
 from refold.sensitivity.solvers import as_solver
 from refold.sensitivity.sparse_hessian import SparseBlockHessian, sparse_hessian
+from refold.sensitivity.structure import split_structure, structured_hessian
 
 COMPUTED = "the Hessian of objective_fun at opt_par_value"
 
@@ -37,6 +39,18 @@ class SolverChoice:
         self.structure, self.layout = structure, layout
 
 
+def arrowhead_hessian(obj: Callable, par: np.ndarray, gi: np.ndarray,
+                      li: Any) -> ArrowheadHessian:
+    """The Hessian at ``par`` as an arrowhead of the split ``(gi, li)``:
+    ``m + g`` HVPs (``SparseBlockHessian`` for blocks of one size; for
+    unequal blocks, ``li`` a tuple, the split's ``g + max m`` colouring)."""
+    if isinstance(li, tuple):
+        return structured_hessian(obj, par,
+                                  structure=split_structure(par.size, gi, li))
+    blocks = SparseBlockHessian(obj, li).get_arrowhead_blocks(par, gi)
+    return ArrowheadHessian(*blocks, name="hessian")
+
+
 def compute_hessian(obj: Callable, par: np.ndarray, kind: str, options: dict,
                     layout: Any):
     """The Hessian at ``par`` in the structure an explicit kind will use."""
@@ -46,13 +60,12 @@ def compute_hessian(obj: Callable, par: np.ndarray, kind: str, options: dict,
     elif "sparsity" in options:
         layout = ("sparse", options["sparsity"])
     if layout is not None and layout[0] == "arrowhead":
-        gi, li = layout[1], layout[2]
-        blocks = SparseBlockHessian(obj, li).get_arrowhead_blocks(par, gi)
-        return ArrowheadHessian(*blocks, name="hessian")
+        return arrowhead_hessian(obj, par, layout[1], layout[2])
     if kind == "arrowhead":
         raise TypeError("solver='arrowhead' without hessian_at_opt needs "
-                        "solver_options={'local_inds': (T, m) array} (and "
-                        "optionally 'global_inds')")
+                        "solver_options={'local_inds': (T, m) array, or a "
+                        "list of index arrays for blocks of unequal sizes} "
+                        "(and optionally 'global_inds')")
     if layout is not None and layout[0] == "sparse":
         pattern = layout[1]
         if isinstance(pattern, HessianColouring):
@@ -67,7 +80,7 @@ def compute_hessian(obj: Callable, par: np.ndarray, kind: str, options: dict,
 
 def _layout_of(hess: Any) -> Any:
     if isinstance(hess, ArrowheadHessian):
-        return ("arrowhead", hess.global_inds, hess.local_inds)
+        return ("arrowhead", hess.global_inds, _layout(hess.local_inds_by_size))
     if sps.issparse(hess):
         return ("sparse", hess)      # its pattern, when needed
     return None

@@ -85,8 +85,9 @@ from refold.models._lr_checks import (arrowhead_inds, as_moment_jacobian,
                                       as_opt_par, check_factorize,
                                       check_options, check_spec, check_tol,
                                       hessian_product, in_context)
-from refold.models._lr_solver import (COMPUTED, compute_hessian,
-                                      describe_structure, make_solver)
+from refold.models._lr_solver import (COMPUTED, arrowhead_hessian,
+                                      compute_hessian, describe_structure,
+                                      make_solver)
 from refold.sensitivity._checks import user_call
 from refold.sensitivity.arrowhead import ArrowheadHessian
 from refold.sensitivity.inverse_blocks import (LRCovarianceBlocks,
@@ -98,7 +99,6 @@ from refold.sensitivity.jacobians import (MomentJacobianColouring,
                                           sparse_jacobian)
 from refold.sensitivity.optimum import validate_optimum as _validate_optimum
 from refold.sensitivity.solvers import SOLVER_KINDS, LinearSolver
-from refold.sensitivity.sparse_hessian import SparseBlockHessian
 from refold.sensitivity.structure import HessianStructure
 
 # MomentJacobianColouring, colour_moment_jacobian and LRCovarianceBlocks live
@@ -151,8 +151,10 @@ class LinearResponseCovariances:
         wins over ``'auto'``, or a function ``b -> H^{-1} b`` for ``b`` of
         shape ``(D,)`` or ``(D, k)``.  Without ``hessian_at_opt``,
         ``'arrowhead'`` computes the blocks from ``m + g`` Hessian-vector
-        products (``solver_options`` ``local_inds`` (T, m), optional
-        ``global_inds``, default all other coordinates) and
+        products (``solver_options`` ``local_inds`` (T, m) -- or, for
+        local blocks of unequal sizes, a list of index arrays, one per block
+        or one ``(T_k, m_k)`` array per size, then ``g + max m`` products --
+        optional ``global_inds``, default all other coordinates) and
         ``'sparse'``/``'cholesky'`` with a ``solver_options['sparsity']``
         pattern recovers a sparse Hessian by colouring; other factorising
         kinds form the dense autograd Hessian.
@@ -480,15 +482,16 @@ class LinearResponseCovariances:
             return self._arrowhead
         gi, li = arrowhead_inds(global_inds, local_inds, self._par.size)
         arrow = self._arrowhead
-        if arrow is not None and np.array_equal(arrow.global_inds, gi) and \
-                np.array_equal(arrow.local_inds, li):
-            return arrow
+        if arrow is not None and np.array_equal(arrow.global_inds, gi):
+            have = arrow.local_inds_by_size
+            want = li if isinstance(li, tuple) else (li,)
+            if len(have) == len(want) and all(
+                    np.array_equal(a, b) for a, b in zip(have, want)):
+                return arrow
         hess = self._hessian
         try:
             if hess is None:
-                blocks = SparseBlockHessian(self._obj, li).get_arrowhead_blocks(
-                    self._par, gi)
-                arrow = ArrowheadHessian(*blocks, name="hessian")
+                arrow = arrowhead_hessian(self._obj, self._par, gi, li)
             else:
                 if isinstance(hess, ArrowheadHessian):
                     hess = hess.to_sparse()
@@ -519,21 +522,26 @@ class LinearResponseCovariances:
             ``colouring``).  A row whose nonzeros are all global is a *global
             moment*; a row touching group ``t``'s locals (and possibly the
             globals) is a moment of group ``t``; every group must have the
-            same number ``r`` of moments.  Default: the identity, i.e. the
+            same number ``r`` of moments (with local blocks of unequal sizes:
+            every group of one block size).  Default: the identity, i.e. the
             LR covariance of the coordinates themselves (``p = g``, ``r = m``).
         global_inds, local_inds : array_like of int, keyword-only
             The structure, when the Hessian was not given or built as
-            arrowhead (``local_inds`` (T, m); ``global_inds`` defaults to all
-            other coordinates).  A dense or sparse Hessian is split into
-            blocks; a matrix-free one is computed from ``m + g``
-            Hessian-vector products.
+            arrowhead (``local_inds`` (T, m), or for blocks of unequal sizes
+            a list of index arrays -- one per block, or one ``(T_k, m_k)``
+            array per size; ``global_inds`` defaults to all other
+            coordinates).  A dense or sparse Hessian is split into blocks; a
+            matrix-free one is computed from ``m + g`` Hessian-vector
+            products (``m`` the largest block).
 
         Returns
         -------
         LRCovarianceBlocks
             ``global_cov`` (p, p), ``local_covs`` (T, r, r), ``cross_covs``
             (T, p, r), and the moment rows ``global_moments`` (p,) and
-            ``local_moments`` (T, r).
+            ``local_moments`` (T, r).  When the arrowhead's local blocks have
+            unequal sizes (e.g. found by ``solver='auto'``), the last three
+            are tuples with one such stack per size class.
 
         Raises
         ------

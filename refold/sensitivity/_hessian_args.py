@@ -26,8 +26,18 @@ def _check_finite_product(product: onp.ndarray, what: str,
                          f"second derivatives are not finite at {name}.")
 
 
+_ONE_SIZE = ("blocks of one size; local blocks of unequal sizes are "
+             "taken by ArrowheadHessian.from_sparse and found by "
+             "solver='auto'")
+
+
 def _as_index_array(value: Any, name: str, ndim: int) -> onp.ndarray:
-    arr = onp.asarray(value)
+    try:
+        arr = onp.asarray(value)
+    except ValueError:              # ragged nested sequences
+        raise ValueError(f"{name} must be a {ndim}-dimensional integer array"
+                         + (f" ({_ONE_SIZE})" if ndim == 2 else "")
+                         + "; got a ragged sequence") from None
     if arr.dtype == bool or not onp.issubdtype(arr.dtype, onp.integer):
         if arr.size == 0 and arr.dtype != bool and onp.issubdtype(
                 arr.dtype, onp.number):
@@ -36,8 +46,9 @@ def _as_index_array(value: Any, name: str, ndim: int) -> onp.ndarray:
             raise TypeError(f"{name} must be an array of integer indices; "
                             f"got dtype {arr.dtype}.")
     if arr.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-dimensional; got shape "
-                         f"{arr.shape}.")
+        raise ValueError(f"{name} must be {ndim}-dimensional"
+                         + (f" ({_ONE_SIZE})" if ndim == 2 else "")
+                         + f"; got shape {arr.shape}.")
     arr = arr.astype(onp.int64)
     if arr.size and arr.min() < 0:
         raise ValueError(f"{name} must hold non-negative indices; found "

@@ -31,7 +31,9 @@ the globals, or of one group, from the blocks :math:`(H^{-1})_{gg}`,
 :math:`O(T m^2 (m + g) + T m g^2 + g^3)`, as :class:`LRCovarianceBlocks`
 (used by
 :meth:`refold.models.lr_covariance.LinearResponseCovariances.get_lr_covariance_blocks`;
-its old home ``refold.models.lr_blocks`` still exports it).
+its old home ``refold.models.lr_blocks`` still exports it).  For local
+blocks of unequal sizes (an arrowhead with several size classes) the
+per-group fields are tuples with one stack per size class.
 """
 from __future__ import annotations
 
@@ -40,7 +42,8 @@ from typing import Any, Callable, NamedTuple, Optional
 import numpy as np
 import scipy.sparse as sps
 
-from refold.sensitivity.arrowhead import ArrowheadHessian, _forward
+from refold.sensitivity._arrowhead_factor import _forward
+from refold.sensitivity.arrowhead import ArrowheadHessian
 
 __all__ = ["LRCovarianceBlocks", "inverse_sandwich", "inverse_sandwich_blocks"]
 
@@ -63,6 +66,14 @@ class LRCovarianceBlocks(NamedTuple):
         coordinates of ``opt_par``) of the global moments.
     local_moments : ndarray of int, shape (T, r)
         Row ``t`` holds group ``t``'s moment rows (coordinates).
+
+    Notes
+    -----
+    For an arrowhead whose local blocks have unequal sizes, ``local_covs``,
+    ``cross_covs`` and ``local_moments`` are tuples with one entry per size
+    class of the Hessian (``ArrowheadHessian.size_classes``, in order):
+    ``(T_k, r_k, r_k)``, ``(T_k, p, r_k)`` and ``(T_k, r_k)``, where every
+    group with blocks of size ``m_k`` has ``r_k`` moments.
     """
     global_cov: np.ndarray
     local_covs: np.ndarray
@@ -71,17 +82,22 @@ class LRCovarianceBlocks(NamedTuple):
     local_moments: np.ndarray
 
 
-def _split_rows(jac: sps.csr_array, gi: np.ndarray, li: np.ndarray, name: str):
-    """Classify the moment rows by group; gather their stacked blocks."""
+def _split_rows(jac: sps.csr_array, gi: np.ndarray, lis: list, name: str):
+    """Classify the moment rows by group; gather their stacked blocks, one
+    stack per size class of the Hessian."""
     num, dim = jac.shape
-    g, (T, m) = gi.size, li.shape
+    g = gi.size
+    counts = [li.shape[0] for li in lis]
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    T = int(starts[-1])
     coo = jac.tocoo()
     keep = coo.data != 0
     row, col, val = coo.row[keep], coo.col[keep], coo.data[keep]
     group = np.full(dim, -1)
-    group[li] = np.arange(T)[:, None]
     slot = np.zeros(dim, dtype=np.intp)
-    slot[li] = np.arange(m)[None, :]
+    for start, li in zip(starts, lis):              # a loop over the sizes
+        group[li] = start + np.arange(li.shape[0])[:, None]
+        slot[li] = np.arange(li.shape[1])[None, :]
     gpos = np.zeros(dim, dtype=np.intp)
     gpos[gi] = np.arange(g)
     grp = group[col]
@@ -99,32 +115,45 @@ def _split_rows(jac: sps.csr_array, gi: np.ndarray, li: np.ndarray, name: str):
                          f"most one group (use get_lr_covariance_from_jacobians "
                          f"for such moments)")
     global_rows = np.flatnonzero(gmax < 0)
-    counts = np.bincount(gmax[gmax >= 0], minlength=T)
-    if T and (counts != counts[0]).any():
-        t = int(np.flatnonzero(counts != counts[0])[0])
-        raise ValueError(f"{name} must give every group the same number of "
-                         f"moments; group 0 has {counts[0]} and group {t} has "
-                         f"{counts[t]}")
-    r = int(counts[0]) if T else 0
+    per_group = np.bincount(gmax[gmax >= 0], minlength=T)
     local_rows = np.flatnonzero(gmax >= 0)
     local_rows = local_rows[np.argsort(gmax[local_rows], kind="stable")]
-    local_moments = local_rows.reshape(T, r)
     p = global_rows.size
     pslot = np.zeros(num, dtype=np.intp)
     pslot[global_rows] = np.arange(p)
-    rslot = np.zeros(num, dtype=np.intp)
-    rslot[local_moments] = np.arange(r)[None, :]
+    is_global_row = gmax[row] < 0
+    trow = gmax[row]
 
     def scatter(mask, lin, size):
         return np.bincount(lin[mask], weights=val[mask], minlength=size)
-    is_global_row = gmax[row] < 0
     jg = scatter(is_global_row, pslot[row] * g + gpos[col], p * g).reshape(p, g)
-    trow, irow = gmax[row], rslot[row]
-    a = scatter(~is_global_row & loc, (trow * r + irow) * m + slot[col],
-                T * r * m).reshape(T, r, m)
-    b = scatter(~is_global_row & ~loc, (trow * r + irow) * g + gpos[col],
-                T * r * g).reshape(T, r, g)
-    return jg, a, b, global_rows, local_moments
+    a_s, b_s, moments = [], [], []
+    used = 0
+    for start, li in zip(starts, lis):              # a loop over the sizes
+        (t_k, m), mine = li.shape, per_group[start:start + li.shape[0]]
+        if t_k and (mine != mine[0]).any():
+            t = int(np.flatnonzero(mine != mine[0])[0])
+            if len(lis) == 1:
+                raise ValueError(f"{name} must give every group the same number "
+                                 f"of moments; group 0 has {mine[0]} and group "
+                                 f"{t} has {mine[t]}")
+            raise ValueError(f"{name} must give every group with local blocks "
+                             f"of one size the same number of moments; groups "
+                             f"{start} and {start + t} (blocks of {m}) have "
+                             f"{mine[0]} and {mine[t]}")
+        r = int(mine[0]) if t_k else 0
+        rows_k = local_rows[used:used + t_k * r].reshape(t_k, r)
+        used += t_k * r
+        rslot = np.zeros(num, dtype=np.intp)
+        rslot[rows_k] = np.arange(r)[None, :]
+        in_k = ~is_global_row & (trow >= start) & (trow < start + t_k)
+        lin = (trow - start) * r + rslot[row]
+        a_s.append(scatter(in_k & loc, lin * m + slot[col],
+                           t_k * r * m).reshape(t_k, r, m))
+        b_s.append(scatter(in_k & ~loc, lin * g + gpos[col],
+                           t_k * r * g).reshape(t_k, r, g))
+        moments.append(rows_k)
+    return jg, a_s, b_s, global_rows, moments
 
 
 def inverse_sandwich_blocks(arrow: ArrowheadHessian, jac: Any = None,
@@ -140,13 +169,15 @@ def inverse_sandwich_blocks(arrow: ArrowheadHessian, jac: Any = None,
         A row whose nonzeros are all global is a *global moment*; a row
         touching group ``t``'s locals (and possibly the globals) is a moment
         of group ``t``; every group must have the same number ``r`` of
-        moments.  Default: the identity (the blocks of :math:`H^{-1}`).
+        moments (with local blocks of unequal sizes: every group of one
+        block size).  Default: the identity (the blocks of :math:`H^{-1}`).
     name : str
         How ``jac`` is named in error messages.
 
     Returns
     -------
     LRCovarianceBlocks
+        With per-class tuples when ``arrow``'s blocks have unequal sizes.
 
     Raises
     ------
@@ -155,41 +186,50 @@ def inverse_sandwich_blocks(arrow: ArrowheadHessian, jac: Any = None,
         numbers of moments, or an :math:`H` that is not positive definite.
     """
     hgg = arrow.inverse_global_block()            # (g, g)
-    hgt = arrow.inverse_cross_blocks()            # (T, g, m) = (H^-1)_{g,t}
-    htt = arrow.inverse_local_blocks()            # (T, m, m)
-    gi, li = arrow.global_inds, arrow.local_inds
+    hgts = arrow.inverse_cross_blocks(by_size=True)   # (T, g, m) = (H^-1)_{g,t}
+    htts = arrow.inverse_local_blocks(by_size=True)   # (T, m, m)
+    gi, lis = arrow.global_inds, arrow.local_inds_by_size
+    pack = (lambda parts: parts[0]) if len(lis) == 1 else tuple
     if jac is None:
-        return LRCovarianceBlocks(hgg, htt, hgt, gi, li)
+        return LRCovarianceBlocks(hgg, pack(htts), pack(hgts), gi, pack(lis))
     jac = sps.csr_array(jac)
-    jg, a, b, global_rows, local_moments = _split_rows(jac, gi, li, name)
-    # x[t] = A_t (H^-1)_tt + B_t (H^-1)_gt,  y[t] = A_t (H^-1)_tg + B_t (H^-1)_gg
-    T, r, g = b.shape
-    x = a @ htt + b @ hgt
-    y = a @ hgt.transpose(0, 2, 1) + (b.reshape(T * r, g) @ hgg).reshape(T, r, g)
-    local = x @ a.transpose(0, 2, 1) + y @ b.transpose(0, 2, 1)
-    local = 0.5 * (local + local.transpose(0, 2, 1))
+    jg, a_s, b_s, global_rows, moments = _split_rows(jac, gi, list(lis), name)
+    locals_, crosses = [], []
+    for a, b, htt, hgt in zip(a_s, b_s, htts, hgts):  # a loop over the sizes
+        # x[t] = A_t (H^-1)_tt + B_t (H^-1)_gt,  y[t] = A_t (H^-1)_tg + B_t (H^-1)_gg
+        T, r, g = b.shape
+        x = a @ htt + b @ hgt
+        y = a @ hgt.transpose(0, 2, 1) + (b.reshape(T * r, g) @ hgg).reshape(
+            T, r, g)
+        local = x @ a.transpose(0, 2, 1) + y @ b.transpose(0, 2, 1)
+        locals_.append(0.5 * (local + local.transpose(0, 2, 1)))
+        crosses.append((y.reshape(T * r, g) @ jg.T).reshape(
+            T, r, jg.shape[0]).transpose(0, 2, 1))
     glob = jg @ hgg @ jg.T
-    cross = (y.reshape(T * r, g) @ jg.T).reshape(T, r, jg.shape[0]).transpose(
-        0, 2, 1)
-    return LRCovarianceBlocks(0.5 * (glob + glob.T), local, cross, global_rows,
-                              local_moments)
+    return LRCovarianceBlocks(0.5 * (glob + glob.T), pack(locals_),
+                              pack(crosses), global_rows, pack(moments))
 
 
 def _arrowhead_sandwich(arrow: ArrowheadHessian, j1, j2, same: bool
                         ) -> np.ndarray:
     """``J1 H^-1 J2^T`` from ``H^-1 = P + W S^-1 W^T`` (no solves)."""
     fac = arrow._factor()
-    gi, li = arrow.global_inds, arrow.local_inds
-    (T, m), g, dim = li.shape, gi.size, arrow.dim
-    kinv = _forward(fac["K"], np.broadcast_to(np.eye(m), (T, m, m)))
-    linv = np.einsum("tki,tkj->tij", kinv, kinv)               # L_t^-1
-    rows = np.broadcast_to(li[:, :, None], (T, m, m)).ravel()
-    cols = np.broadcast_to(li[:, None, :], (T, m, m)).ravel()
-    p_mat = sps.csr_array((linv.ravel(), (rows, cols)), shape=(dim, dim))
+    gi, lis = arrow.global_inds, arrow.local_inds_by_size
+    g, dim = gi.size, arrow.dim
     w_mat = np.zeros((dim, g))
     w_mat[gi] = np.eye(g)
-    if T * m and g:
-        w_mat[li.ravel()] = -arrow._V().reshape(T * m, g)      # -L^-1 C^T
+    data, rows, cols = [], [], []
+    for K, V, li in zip(fac["K"], arrow._Vs(), lis):  # a loop over the sizes
+        (T, m) = li.shape
+        kinv = _forward(K, np.broadcast_to(np.eye(m), (T, m, m)))
+        data.append(np.einsum("tki,tkj->tij", kinv, kinv).ravel())  # L_t^-1
+        rows.append(np.broadcast_to(li[:, :, None], (T, m, m)).ravel())
+        cols.append(np.broadcast_to(li[:, None, :], (T, m, m)).ravel())
+        if li.size and g:
+            w_mat[li.ravel()] = -V.reshape(li.size, g)      # -L^-1 C^T
+    p_mat = sps.csr_array((np.concatenate(data), (np.concatenate(rows),
+                                                  np.concatenate(cols))),
+                          shape=(dim, dim))
     a1 = np.asarray(j1 @ w_mat)
     if g and same:                  # Z Z^T: numpy's syrk, exactly symmetric
         z = a1 @ np.linalg.cholesky(arrow.inverse_global_block())

@@ -81,12 +81,8 @@ class NewtonReport(NamedTuple):
 
 
 def _shifted(hessian: ArrowheadHessian, shift: float) -> ArrowheadHessian:
-    """``hessian + shift * I`` (same structure)."""
-    g, m = hessian.n_global, hessian.n_local
-    return ArrowheadHessian(hessian.global_block + shift * np.eye(g),
-                            hessian.cross_blocks,
-                            hessian.local_blocks + shift * np.eye(m),
-                            hessian.global_inds, hessian.local_inds)
+    """``hessian + shift * I`` (same structure, blocks of any sizes)."""
+    return hessian._shifted(shift)
 
 
 def damped_newton_step(hessian: ArrowheadHessian, grad: Any,
@@ -149,7 +145,8 @@ def damped_newton_step(hessian: ArrowheadHessian, grad: Any,
     damping = float(damping)
     scale = max(float(np.max(np.abs(np.diagonal(hessian.global_block)),
                              initial=0.0)),
-                float(np.max(np.abs(hessian.local_blocks), initial=0.0)), 1.0)
+                max((float(np.max(np.abs(c.local_blocks), initial=0.0))
+                     for c in hessian.size_classes), default=0.0), 1.0)
     while True:
         try:
             shifted = hessian if damping == 0.0 else _shifted(hessian,

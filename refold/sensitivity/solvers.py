@@ -437,7 +437,10 @@ def get_solver(kind: str, *, hessian: Any = None, hvp: Optional[Callable] = None
         sparse), ``'cg'`` (needs ``hvp`` and ``dim``, or ``hessian``), ``'lu'``
         (non-symmetric), ``'arrowhead'`` (``hessian`` an
         :class:`~refold.sensitivity.arrowhead.ArrowheadHessian`, or a matrix
-        with options ``global_inds`` (g,) and ``local_inds`` (T, m)).
+        with options ``global_inds`` (g,) and ``local_inds`` (T, m) -- for
+        local blocks of unequal sizes a list of index arrays, as
+        :meth:`~refold.sensitivity.arrowhead.ArrowheadHessian.from_sparse`
+        takes).
     hessian : array_like, scipy.sparse matrix or ArrowheadHessian, optional
     hvp : callable, optional
         ``v -> H v``, for ``'cg'``.

@@ -12,10 +12,12 @@ point -- does with an objective ``f`` at a point ``x``:
    * ``'dense'`` -- small, or more than :data:`DENSE_FRACTION` of the
      entries possible: the dense Hessian and a dense Cholesky factorisation;
    * ``'arrowhead'`` -- removing a few dense rows (the *globals*) leaves
-     connected blocks of equal size at most :data:`MAX_BLOCK` (the *locals*):
-     ``g + m`` Hessian-vector products (one colour per global and per local
-     position) and a Schur-complement solve
-     (:class:`~refold.sensitivity.arrowhead.ArrowheadHessian`);
+     connected blocks of at most :data:`MAX_BLOCK` coordinates (the
+     *locals*), of one size or of several: ``g + m`` Hessian-vector products
+     (one colour per global and per local position, ``m`` the largest block
+     size) and a Schur-complement solve
+     (:class:`~refold.sensitivity.arrowhead.ArrowheadHessian`, its blocks
+     grouped by size);
    * ``'sparse'`` -- any other sparse pattern: one HVP per colour, then a
      sparse factorisation;
    * ``'matrix_free'`` -- when the dense matrix would exceed
@@ -41,6 +43,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+from refold.sensitivity._arrowhead_blocks import _layout, _local_classes
 from refold.sensitivity._checks import as_vector as _as_vector
 from refold.sensitivity.colouring import (HessianColouring, as_sparsity_pattern,
                                           colour_hessian)
@@ -68,13 +71,48 @@ MAX_SPARSE_NNZ = 50_000_000
 STRUCTURE_KINDS = ("dense", "arrowhead", "sparse", "matrix_free")
 
 
+def _size_classes(rest: np.ndarray, labels: np.ndarray, sizes: np.ndarray):
+    """The blocks (connected components) of coordinates ``rest`` grouped by
+    size: a ``(T, m)`` array for one size, else a tuple of ``(T_k, m_k)``
+    arrays by increasing size; blocks in order of their first coordinate."""
+    block_size = sizes[labels]
+    order = np.lexsort((labels, block_size))          # stable: by size, block
+    coords, block_size = rest[order], block_size[order]
+    return _layout([coords[block_size == m].reshape(-1, m)
+                    for m in np.unique(sizes)])       # a loop over the sizes
+
+
+def _blocks_text(local_inds: Any, counts: bool) -> str:
+    """``'3,000 blocks of 2 and 2,000 blocks of 3'`` (``counts``) or
+    ``'blocks of 2 and 3'``; past four sizes, their range."""
+    classes = _local_classes(local_inds)
+    sizes = [c.shape[1] for c in classes]
+    total = sum(c.shape[0] for c in classes)
+    if len(classes) > 4:
+        span = f"{len(sizes)} sizes, {min(sizes)} to {max(sizes)}"
+        return f"{total:,} blocks of {span}" if counts else \
+            f"blocks of {span}"
+    if counts:
+        parts = [f"{c.shape[0]:,} block{'' if c.shape[0] == 1 else 's'} of "
+                 f"{c.shape[1]}" for c in classes]
+    else:
+        parts = [str(m) for m in sizes]
+    text = parts[0] if len(parts) == 1 else \
+        f"{', '.join(parts[:-1])} and {parts[-1]}"
+    return text if counts else f"blocks of {text}"
+
+
 def _arrowhead_split(pattern: sp.csr_matrix):
-    """Globals (dense rows) and equal local blocks, or a reason why not.
+    """Globals (dense rows) and local blocks, or a reason why not.
 
     Tries thresholds on the row degree, highest first: the globals are the
     rows of at least that degree; the locals are the connected components of
-    what remains.  The first (fewest globals) split whose blocks all have
-    the same size, at most :data:`MAX_BLOCK`, wins.
+    what remains.  The first (fewest globals) split whose blocks are all at
+    most :data:`MAX_BLOCK` wins.  Blocks of the commonest size (by
+    coordinates) are the locals, and coordinates in blocks of other sizes
+    join the globals when they are no more than that size (at most ``m``
+    more HVPs keep the blocks equal); otherwise the blocks of every size are
+    locals, grouped by size.
     """
     dim = pattern.shape[0]
     degree = np.diff(pattern.indptr)
@@ -96,15 +134,14 @@ def _arrowhead_split(pattern: sp.csr_matrix):
             continue
         # Blocks of the commonest size are the locals; a few coordinates in
         # blocks of other sizes (a scalar coupled to little) join the
-        # globals.
+        # globals; more of them are locals too, in classes by size.
         size_counts = np.bincount(sizes)
         block = int(np.argmax(size_counts * np.arange(len(size_counts))))
         odd = sizes[labels] != block
         n_odd = int(odd.sum())
-        if n_odd and (n_glob + n_odd > most or n_odd > 0.1 * dim):
-            reason = (f"removing {n_glob} dense rows leaves {n_comp} blocks "
-                      f"of unequal sizes {sizes.min()}..{sizes.max()}")
-            continue
+        if n_odd and (n_odd > block or n_glob + n_odd > most):
+            return np.flatnonzero(is_global), _size_classes(rest, labels,
+                                                            sizes), ""
         is_global[rest[odd]] = True
         local = rest[~odd]
         order = np.argsort(labels[~odd], kind="stable")
@@ -126,8 +163,12 @@ def classify_pattern(pattern: Any) -> Tuple[str, Optional[np.ndarray],
     -------
     kind : {'dense', 'arrowhead', 'sparse', 'matrix_free'}
     global_inds : ndarray of int, shape (g,), or None
-    local_inds : ndarray of int, shape (T, m), or None
-        For ``'arrowhead'`` only.
+    local_inds : ndarray of int, shape (T, m), tuple of such, or None
+        For ``'arrowhead'`` only: blocks of one size as a ``(T, m)`` array;
+        blocks of unequal sizes as a tuple of ``(T_k, m_k)`` arrays, one per
+        size (increasing), the form
+        :meth:`~refold.sensitivity.arrowhead.ArrowheadHessian.from_sparse`
+        takes.
     reason : str
         Why, in a few words.
     """
@@ -150,8 +191,8 @@ def _classify(pattern: sp.csr_matrix):
     glob, loc, reason = _arrowhead_split(pattern)
     if glob is not None:
         return "arrowhead", glob, loc, (f"{len(glob)} globals couple to "
-                                        f"all; the rest in blocks of "
-                                        f"{loc.shape[1]}")
+                                        f"all; the rest in "
+                                        f"{_blocks_text(loc, False)}")
     if nnz > MAX_SPARSE_NNZ:
         return "matrix_free", None, None, (f"{nnz:,} possible nonzeros "
                                            f"exceed {MAX_SPARSE_NNZ:,}")
@@ -173,7 +214,9 @@ class HessianStructure:
     pattern : scipy.sparse.csr_matrix of bool or None
         ``None`` when not traced (``D <= SMALL_DIM``).
     global_inds, local_inds : ndarray of int or None
-        The arrowhead split (``'arrowhead'`` only).
+        The arrowhead split (``'arrowhead'`` only); ``local_inds`` is a
+        ``(T, m)`` array, or for blocks of unequal sizes a tuple of
+        ``(T_k, m_k)`` arrays, one per size (see :func:`classify_pattern`).
     reason : str
         Why this kind was chosen.
     source : str
@@ -194,8 +237,8 @@ class HessianStructure:
         self.kind, self.dim, self.pattern = kind, int(dim), pattern
         self.global_inds = None if global_inds is None else np.asarray(
             global_inds, dtype=np.int64)
-        self.local_inds = None if local_inds is None else np.asarray(
-            local_inds, dtype=np.int64)
+        self.local_inds = None if local_inds is None else _layout(
+            [c.astype(np.int64) for c in _local_classes(local_inds)])
         self.reason, self.source, self.seconds = reason, source, seconds
         self._colouring: Optional[HessianColouring] = None
         self._num_products, self._solver_name = num_products, solver_name
@@ -219,11 +262,13 @@ class HessianStructure:
         if self._colouring is None and self.pattern is not None:
             if self.kind == "arrowhead":
                 # One colour per global, one per position within a block:
-                # the g + m products of direct recovery, without a search.
-                g, m = len(self.global_inds), self.local_inds.shape[1]
+                # the g + m products of direct recovery (m the largest
+                # block), without a search.
+                g = len(self.global_inds)
                 colours = np.empty(self.dim, dtype=np.int64)
                 colours[self.global_inds] = np.arange(g)
-                colours[self.local_inds] = g + np.arange(m)
+                for li in _local_classes(self.local_inds):
+                    colours[li] = g + np.arange(li.shape[1])
                 self._colouring = HessianColouring(self.pattern, colours,
                                                    self.global_inds)
             elif self.kind == "sparse":
@@ -241,7 +286,8 @@ class HessianStructure:
         if self.kind == "matrix_free":
             return 0
         if self.colouring is None:    # an arrowhead given without a pattern
-            return len(self.global_inds) + self.local_inds.shape[1] + 1
+            return len(self.global_inds) + max(
+                c.shape[1] for c in _local_classes(self.local_inds)) + 1
         return self.colouring.num_colours + 1
 
     @property
@@ -256,9 +302,8 @@ class HessianStructure:
     def describe(self) -> str:
         """One line: the structure, the Hessian's cost and the solver."""
         if self.kind == "arrowhead":
-            t, m = self.local_inds.shape
             what = (f"arrowhead: {len(self.global_inds):,} globals, "
-                    f"{t:,} blocks of {m}")
+                    f"{_blocks_text(self.local_inds, True)}")
         elif self.kind == "sparse":
             what = f"sparse: {self.pattern.nnz:,} possible nonzeros"
         else:
@@ -279,12 +324,17 @@ class HessianStructure:
         """Save to a ``.npz`` file (pattern, kind and split)."""
         coo = (self.pattern.tocoo() if self.pattern is not None
                else sp.coo_matrix((self.dim, self.dim)))
+        local = (self.local_inds if self.local_inds is not None
+                 else np.zeros((0, 0), np.int64))
+        classes = _local_classes(local)
+        if len(classes) > 1:       # unequal blocks: flat, with their shapes
+            local = np.concatenate([c.ravel() for c in classes])
         np.savez(path, kind=self.kind, dim=self.dim, row=coo.row,
                  col=coo.col, has_pattern=self.pattern is not None,
                  global_inds=(self.global_inds if self.global_inds is not
                               None else np.zeros(0, np.int64)),
-                 local_inds=(self.local_inds if self.local_inds is not None
-                             else np.zeros((0, 0), np.int64)),
+                 local_inds=local,
+                 local_shapes=np.array([c.shape for c in classes]),
                  reason=self.reason, source=self.source)
 
     @classmethod
@@ -299,9 +349,15 @@ class HessianStructure:
                      (data["row"], data["col"])), shape=(dim, dim))
             kind = str(data["kind"])
             arrow = kind == "arrowhead"
+            local = data["local_inds"]
+            if local.ndim == 1:    # unequal blocks, saved flat
+                shapes = data["local_shapes"]
+                ends = np.cumsum(shapes[:, 0] * shapes[:, 1])[:-1]
+                local = tuple(part.reshape(shape) for part, shape in
+                              zip(np.split(local, ends), shapes))
             return cls(kind, dim, pattern,
                        data["global_inds"] if arrow else None,
-                       data["local_inds"] if arrow else None,
+                       local if arrow else None,
                        str(data["reason"]), str(data["source"]))
 
 
@@ -462,12 +518,35 @@ def _solver_for(kind: str, hessian: Any, hvp: Optional[Callable], dim: int,
     return get_solver(kind, hessian=hessian, **opts)
 
 
+def split_structure(dim: int, global_inds: Any, local_inds: Any
+                    ) -> HessianStructure:
+    """The arrowhead structure of a known split (indices already checked):
+    its pattern -- dense global rows, full local blocks -- and so its
+    ``g + m`` colouring (``m`` the largest block)."""
+    gi = np.asarray(global_inds, dtype=np.int64)
+    classes = _local_classes(local_inds)
+    rows = [np.repeat(gi, dim), np.tile(np.arange(dim), gi.size)]
+    cols = rows[::-1]
+    for li in classes:                                # a loop over the sizes
+        m = li.shape[1]
+        rows.append(np.repeat(li, m, axis=1).ravel())
+        cols.append(np.tile(li, (1, m)).ravel())
+    rows, cols = np.concatenate(rows), np.concatenate(cols)
+    pattern = sp.csr_matrix((np.ones(rows.size, dtype=bool), (rows, cols)),
+                            shape=(dim, dim))
+    pattern.sum_duplicates()
+    pattern.sort_indices()
+    return HessianStructure("arrowhead", dim, pattern, gi, local_inds,
+                            "the global/local split was given", "given")
+
+
 def structure_of_matrix(hessian: Any) -> HessianStructure:
     """The structure of a Hessian handed in by the user."""
     from refold.sensitivity.arrowhead import ArrowheadHessian
     if isinstance(hessian, ArrowheadHessian):
         return HessianStructure("arrowhead", hessian.dim, None,
-                                hessian.global_inds, hessian.local_inds,
+                                hessian.global_inds,
+                                hessian.local_inds_by_size,
                                 "an ArrowheadHessian was given", "given")
     if sp.issparse(hessian):
         return HessianStructure.from_pattern(hessian)
