@@ -41,9 +41,9 @@ from typing import Any, Callable, Mapping, Optional, Tuple
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.csgraph import connected_components
 
 from refold.sensitivity._arrowhead_blocks import _layout, _local_classes
+from refold.sensitivity._arrowhead_split import arrowhead_split
 from refold.sensitivity._checks import as_vector as _as_vector
 from refold.sensitivity.colouring import (HessianColouring, as_sparsity_pattern,
                                           colour_hessian)
@@ -71,17 +71,6 @@ MAX_SPARSE_NNZ = 50_000_000
 STRUCTURE_KINDS = ("dense", "arrowhead", "sparse", "matrix_free")
 
 
-def _size_classes(rest: np.ndarray, labels: np.ndarray, sizes: np.ndarray):
-    """The blocks (connected components) of coordinates ``rest`` grouped by
-    size: a ``(T, m)`` array for one size, else a tuple of ``(T_k, m_k)``
-    arrays by increasing size; blocks in order of their first coordinate."""
-    block_size = sizes[labels]
-    order = np.lexsort((labels, block_size))          # stable: by size, block
-    coords, block_size = rest[order], block_size[order]
-    return _layout([coords[block_size == m].reshape(-1, m)
-                    for m in np.unique(sizes)])       # a loop over the sizes
-
-
 def _blocks_text(local_inds: Any, counts: bool) -> str:
     """``'3,000 blocks of 2 and 2,000 blocks of 3'`` (``counts``) or
     ``'blocks of 2 and 3'``; past four sizes, their range."""
@@ -100,54 +89,6 @@ def _blocks_text(local_inds: Any, counts: bool) -> str:
     text = parts[0] if len(parts) == 1 else \
         f"{', '.join(parts[:-1])} and {parts[-1]}"
     return text if counts else f"blocks of {text}"
-
-
-def _arrowhead_split(pattern: sp.csr_matrix):
-    """Globals (dense rows) and local blocks, or a reason why not.
-
-    Tries thresholds on the row degree, highest first: the globals are the
-    rows of at least that degree; the locals are the connected components of
-    what remains.  The first (fewest globals) split whose blocks are all at
-    most :data:`MAX_BLOCK` wins.  Blocks of the commonest size (by
-    coordinates) are the locals, and coordinates in blocks of other sizes
-    join the globals when they are no more than that size (at most ``m``
-    more HVPs keep the blocks equal); otherwise the blocks of every size are
-    locals, grouped by size.
-    """
-    dim = pattern.shape[0]
-    degree = np.diff(pattern.indptr)
-    levels = np.unique(degree)[::-1]
-    candidates = [0] + [int(np.sum(degree >= lev)) for lev in levels[:64]]
-    reason = "no set of dense rows leaves small blocks"
-    # A Schur complement pays only when the globals are a small part.
-    most = min(MAX_GLOBALS, int(0.2 * dim))
-    for n_glob in sorted(set(c for c in candidates if c <= most)):
-        level = np.inf if n_glob == 0 else np.sort(degree)[::-1][n_glob - 1]
-        is_global = degree >= level
-        if int(is_global.sum()) != n_glob:
-            continue
-        rest = np.flatnonzero(~is_global)
-        sub = pattern[rest][:, rest]
-        n_comp, labels = connected_components(sub, directed=False)
-        sizes = np.bincount(labels)
-        if sizes.max() > MAX_BLOCK:
-            continue
-        # Blocks of the commonest size are the locals; a few coordinates in
-        # blocks of other sizes (a scalar coupled to little) join the
-        # globals; more of them are locals too, in classes by size.
-        size_counts = np.bincount(sizes)
-        block = int(np.argmax(size_counts * np.arange(len(size_counts))))
-        odd = sizes[labels] != block
-        n_odd = int(odd.sum())
-        if n_odd and (n_odd > block or n_glob + n_odd > most):
-            return np.flatnonzero(is_global), _size_classes(rest, labels,
-                                                            sizes), ""
-        is_global[rest[odd]] = True
-        local = rest[~odd]
-        order = np.argsort(labels[~odd], kind="stable")
-        return (np.flatnonzero(is_global),
-                local[order].reshape(-1, block), "")
-    return None, None, reason
 
 
 def classify_pattern(pattern: Any) -> Tuple[str, Optional[np.ndarray],
@@ -188,7 +129,7 @@ def _classify(pattern: sp.csr_matrix):
         return "matrix_free", None, None, (
             f"dense pattern and a {dim} x {dim} matrix would exceed "
             f"{MAX_DENSE_BYTES / 2 ** 30:.0f} GiB")
-    glob, loc, reason = _arrowhead_split(pattern)
+    glob, loc, reason = arrowhead_split(pattern, MAX_BLOCK, MAX_GLOBALS)
     if glob is not None:
         return "arrowhead", glob, loc, (f"{len(glob)} globals couple to "
                                         f"all; the rest in "
