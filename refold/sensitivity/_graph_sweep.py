@@ -30,6 +30,7 @@ with keyword arguments (``out=``, ``where=``) keep autograd's rules.
 Gradients are accumulated with autograd's own ``add_outgrads``, which never
 writes into an array it did not allocate (the broadcast views are read-only).
 """
+import math
 import warnings
 from typing import Any, Callable, Optional
 
@@ -216,8 +217,7 @@ def _reduction_edges(node: _RecordNode) -> Optional[list]:
     axes = _normal_axes(kwargs.get("axis"), max(ndim, 1))
     expand = axes if (axes is not None and not kwargs.get("keepdims")) \
         else None
-    count = x.size if axes is None else int(onp.prod([shape[a]
-                                                      for a in axes]))
+    count = x.size if axes is None else math.prod(shape[a] for a in axes)
     coef = 1.0 / count if node.fun is anp.mean and count else None
     return [_Edge(node.parents[0], coef, expand=expand, bshape=shape)]
 
@@ -382,8 +382,8 @@ def _small_linear_vjp(vjp: Callable, out_shape: tuple,
     scalar bookkeeping of an objective -- a digamma, a prior term -- costs
     far more in autograd's dispatch than in arithmetic).
     """
-    size = int(onp.prod(out_shape))
-    sizes = [int(onp.prod(shape)) for shape in parent_shapes]
+    size = math.prod(out_shape)
+    sizes = [math.prod(shape) for shape in parent_shapes]
     if size > SMALL_OUTPUT or size * sum(sizes) > SMALL_JACOBIAN:
         return None
     columns = []
