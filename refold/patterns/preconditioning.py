@@ -25,7 +25,6 @@ import autograd
 import numpy as onp
 import scipy.linalg as sla
 import scipy.sparse as osp
-import scipy.sparse.linalg as ospl
 from autograd.extend import defjvp, defvjp, primitive
 from autograd.tracer import getval
 
@@ -232,6 +231,7 @@ def _sparse_sqrt_ops(hessian, name):
     gives ``P H P^T = L U`` with ``U = D L^T`` when ``H`` is positive
     definite, so ``S = P^T L D^{1/2}``.
     """
+    import scipy.sparse.linalg as ospl   # on first use: slow to import
     n = hessian.shape[0]
     indefinite = ValueError(
         "{}: expected a positive definite matrix, but its sparse "
@@ -276,6 +276,7 @@ def _sparse_sqrt_ops(hessian, name):
 
 def _inverse_op(a, name):
     """An operator applying ``a^{-1}`` from an LU factorisation of ``a``."""
+    import scipy.sparse.linalg as ospl   # on first use: slow to import
     n = a.shape[0]
     singular = "{}: the matrix is singular or nearly so; a preconditioner " \
         "must be invertible".format(name)

@@ -38,9 +38,7 @@ from typing import Any, Callable
 import autograd
 import numpy as onp
 
-from refold.sensitivity._base_point import active_record
 from refold.sensitivity._checks import check_int, finite_array
-from refold.sensitivity._graph_sweep import RecordedGraph
 
 __all__ = ["get_hvp", "get_batch_hvp", "make_hvp_at", "dense_hessian"]
 
@@ -163,6 +161,9 @@ def make_hvp_at(fun: Callable, x: Any, *args: Any,
     x = _as_finite_float_array(x, "x")
     if x.ndim != 1:
         raise ValueError(f"x must be one-dimensional; got shape {x.shape}.")
+    # The sweep machinery loads on first use (``import refold`` stays light).
+    from refold.sensitivity._base_point import active_record
+    from refold.sensitivity._graph_sweep import RecordedGraph
     dim = x.shape[0]
     record = active_record(fun, x, args, argnum)
     if record is not None:

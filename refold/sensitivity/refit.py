@@ -40,7 +40,7 @@ from typing import Any, Callable, Mapping, Optional
 
 import autograd
 import numpy as np
-import scipy.sparse.linalg
+import scipy
 
 from refold.sensitivity._checks import (
     check_bool, check_int, check_positive_float, describe_point, real_array,
@@ -97,6 +97,7 @@ def _newton_polish(x, grad, hessp, hess, args, gtol, max_steps=20):
             except np.linalg.LinAlgError:
                 break
         else:
+            import scipy.sparse.linalg   # on first use: slow to import
             op = scipy.sparse.linalg.LinearOperator(
                 (dim, dim), matvec=lambda v: hessp(x, np.ravel(v), *args),
                 dtype=float)
