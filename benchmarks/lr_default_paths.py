@@ -122,7 +122,7 @@ def _cold(n_obs: int, n_groups: int, seed: int, path: str
 
 
 def lr_default_rows(shapes: Sequence[Tuple[int, int]] = SHAPES,
-                    seed: int = 0, repeats: int = 2,
+                    seed: int = 0, repeats: int = 3,
                     vittles_default_max_groups: int =
                     VITTLES_DEFAULT_MAX_GROUPS,
                     cold: bool = True,

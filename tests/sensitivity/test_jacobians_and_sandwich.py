@@ -170,3 +170,13 @@ def test_colouring_aliases_and_vectorised_path():
     pat = col2.pattern.toarray()
     for c in range(col2.num_colours):
         assert pat[:, col2.colours == c].sum(axis=1).max() <= 1
+
+
+def test_symmetric_gram_is_exact_and_symmetric():
+    from refold.sensitivity.inverse_blocks import _symmetric_gram
+    rng = np.random.default_rng(11)
+    for n in (1, 5, 128, 129, 300):
+        z = rng.standard_normal((n, 7))
+        out = _symmetric_gram(z)
+        assert np.array_equal(out, out.T)
+        np.testing.assert_allclose(out, z @ z.T, rtol=1e-13, atol=1e-13)
