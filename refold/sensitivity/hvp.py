@@ -16,7 +16,8 @@ For a twice-differentiable scalar objective :math:`f(x, \ldots)` this module bui
   sweep (:mod:`refold.sensitivity._graph_sweep`): elementwise derivatives
   are computed once and elementwise chains fold into single
   multiplications, so on the Criteo-shaped GLMM objective a sweep costs
-  about 6 ms against 25 ms for autograd's own sweep of the same graph.
+  about a fifth of autograd's own sweep of the same graph
+  (``benchmarks/default_paths_bench.py``).
 * :func:`make_hvp_at` -- the traced operator ``v -> H v`` itself, for callers
   (colouring, matrix-free solvers) that produce directions one at a time.
 * :func:`dense_hessian` -- the whole Hessian, as the reverse-mode Jacobian of
