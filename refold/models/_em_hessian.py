@@ -23,6 +23,7 @@ import numpy as onp
 import scipy.sparse as sps
 
 from refold.models.local_blocks import _check_eta_blocks, infer_eta_blocks
+from refold.sensitivity._checks import check_choice
 from refold.sensitivity.blocks import local_blocks
 from refold.sensitivity.solvers import (get_dense_cholesky_solver,
                                         get_sparse_cholesky_solver)
@@ -47,13 +48,7 @@ _METHOD = {"arrowhead": "stable per-observation Schur complement",
 
 
 def check_solver(solver: Any) -> str:
-    if not isinstance(solver, str):
-        raise TypeError(f"solver: expected one of {EM_SOLVERS}, got "
-                        f"{type(solver).__name__}")
-    if solver not in EM_SOLVERS:
-        raise ValueError(f"solver: expected one of {EM_SOLVERS}, got "
-                         f"{solver!r}")
-    return solver
+    return check_choice(solver, "solver", EM_SOLVERS)
 
 
 def resolve_blocks(joint: Callable, joint_par: onp.ndarray, p: int,

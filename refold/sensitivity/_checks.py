@@ -10,7 +10,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-__all__ = ["check_int", "check_bool", "real_array", "finite_array", "as_vector",
+__all__ = ["check_int", "check_bool", "check_choice", "real_array", "finite_array", "as_vector",
            "check_optional_bool", "check_positive_float",
            "check_cross_column", "user_call", "describe_point",
            "traced_vector"]
@@ -161,6 +161,17 @@ def as_vector(value: Any, name: str, *, length: Optional[int] = None
         raise ValueError(f"{name} must be finite; entries {bad[:10].tolist()} "
                          f"are NaN or inf")
     return arr
+
+
+def check_choice(value: Any, name: str, choices: tuple) -> str:
+    """``value``, one of the strings ``choices``: a ``TypeError`` for a
+    non-string, a ``ValueError`` for another string, both listing them."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be one of {choices}; got "
+                        f"{type(value).__name__}")
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}; got {value!r}")
+    return value
 
 
 def check_optional_bool(value: Any, name: str) -> Optional[bool]:

@@ -43,8 +43,8 @@ import numpy as np
 import scipy
 
 from refold.sensitivity._checks import (
-    check_bool, check_int, check_positive_float, describe_point, real_array,
-    user_call)
+    check_bool, check_choice, check_int, check_positive_float, describe_point,
+    real_array, user_call)
 from refold.sensitivity.hvp import dense_hessian, make_hvp_at
 
 __all__ = ["refit", "REFIT_SOLVERS"]
@@ -181,16 +181,6 @@ def _not_converged(message: str, nit: int, grad_norm: float, gtol: float
         f"refit did not converge: {message} (after {nit} iterations, "
         f"gradient norm {grad_norm:.3g}, gtol {gtol:.3g}). Start closer to "
         f"the optimum, raise maxiter, or loosen gtol.")
-
-
-def _check_solver(solver: Any) -> str:
-    if not isinstance(solver, str):
-        raise TypeError(f"solver must be one of {REFIT_SOLVERS}; got "
-                        f"{type(solver).__name__}")
-    if solver not in REFIT_SOLVERS:
-        raise ValueError(f"solver must be one of {REFIT_SOLVERS}; got "
-                         f"{solver!r}")
-    return solver
 
 
 def _check_options(solver_options: Any, solver: str, dim: int) -> dict:
@@ -408,7 +398,7 @@ def refit(objective_fun: Callable, init_par: Any, hyper_par: Any = None, *,
     gtol = check_positive_float(gtol, "gtol")
     check_int(maxiter, "maxiter", minimum=1, type_error=ValueError)
     hvp = check_bool(hvp, "hvp")
-    solver = _check_solver(solver)
+    solver = check_choice(solver, "solver", REFIT_SOLVERS)
     options = _check_options(solver_options, solver, x0.size)
     args = () if hyper_par is None else (hyper_par,)
     raw_fun = objective_fun

@@ -80,7 +80,7 @@ def test_auto_detects_blocks_when_the_pattern_has_no_observation_axis(
 
 
 def test_bad_solver(mixture):
-    with pytest.raises(ValueError, match="solver: expected one of"):
+    with pytest.raises(ValueError, match="solver must be one of"):
         mixture.em_log(solver="qr")
-    with pytest.raises(TypeError, match="solver: expected one of"):
+    with pytest.raises(TypeError, match="solver must be one of"):
         mixture.em_log(solver=3)

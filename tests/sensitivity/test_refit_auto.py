@@ -10,6 +10,7 @@ from autograd.tracer import getval
 
 from refold.sensitivity.refit import REFIT_SOLVERS, refit
 from refold.sensitivity.structure import HessianStructure, hessian_structure
+from tests.sensitivity.test_refit import _logistic
 
 
 def _scipy_truth(fun, x0, *args):
@@ -77,17 +78,6 @@ def test_sparse_nonlinear_chain_matches_scipy():
     # from a perturbed start (from zero, trust-exact takes seconds here).
     start = res.x + 0.1 * np.random.default_rng(3).normal(size=dim)
     np.testing.assert_allclose(res.x, _scipy_truth(fun, start), atol=1e-9)
-
-
-def _logistic(seed=1, n_obs=500, dim=6):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n_obs, dim))
-    y = np.where(rng.uniform(size=n_obs) < 0.5, 1.0, -1.0)
-
-    def fun(theta, scale):
-        return (anp.sum(anp.logaddexp(0.0, -y * (x @ theta)))
-                + 0.5 * anp.sum(theta ** 2) / scale ** 2)
-    return fun
 
 
 def test_logistic_matches_scipy_and_trust_ncg():
