@@ -10,8 +10,8 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-__all__ = ["check_int", "check_bool", "check_choice", "real_array", "finite_array", "as_vector",
-           "check_optional_bool", "check_positive_float",
+__all__ = ["check_int", "check_bool", "check_choice", "real_array",
+           "finite_array", "as_vector", "check_optional_bool", "check_positive_float",
            "check_cross_column", "user_call", "describe_point",
            "traced_vector"]
 

@@ -448,11 +448,6 @@ class RecordedGraph:
         self._zeros = onp.zeros(onp.shape(x))
         self._steps = None
 
-    @property
-    def depends_on_input(self) -> bool:
-        """Whether ``fun``'s value depends on ``x`` at all."""
-        return self._end is not None
-
     def _compile(self) -> list:
         order = list(toposort(self._end))
         edges = {}
@@ -483,13 +478,10 @@ class RecordedGraph:
             node.args = node.kwargs = node.value = None
         return steps
 
-    def _zeros_like_start(self) -> onp.ndarray:
-        return self._zeros.copy()
-
     def vjp(self, g: Any) -> Any:
         """One backward sweep: :math:`J(x)^T g` for the recorded ``fun``."""
         if self._end is None:
-            return self._zeros_like_start()
+            return self._zeros.copy()
         if self._steps is None:
             self._steps = self._compile()
         outgrads = {self._end: (g, False)}
@@ -506,4 +498,4 @@ class RecordedGraph:
                 pairs = ((e.parent, e(out)) for e in own)
             for parent, ingrad in pairs:
                 outgrads[parent] = add_outgrads(outgrads.get(parent), ingrad)
-        return self._zeros_like_start()
+        return self._zeros.copy()

@@ -169,7 +169,7 @@ class EstimatingEquationLinearApproximation:
     def _vector_fun(self, par, hyper):
         return self._ee(par, hyper)
 
-    def _base_record(self, par, hyper, cross):
+    def _base_record(self, par, hyper):
         return None   # estimating equations are not recorded jointly
 
     def _residual(self, par, hyper, record=None) -> np.ndarray:
@@ -222,8 +222,10 @@ class EstimatingEquationLinearApproximation:
         # Without validation, a given Hessian and cross Hessian need no
         # evaluation of the objective at all (as in vittles).
         # One recording of the objective at the base point (or None) serves
-        # the optimum check, the solver's products and the cross derivative.
-        record = self._base_record(par, hyper, cross)
+        # the optimum check, the solver's products and the cross derivative;
+        # for the cross derivative alone a forward pass is cheaper.
+        record = self._base_record(par, hyper) if cross is None and (
+            validate or jacobian is None) else None
         with sharing(record):
             residual = self._residual(par, hyper, record) if validate \
                 else None
@@ -491,8 +493,8 @@ class HyperparameterSensitivityLinearApproximation(
     def _vector_fun(self, par, hyper):
         return self._grad(par, hyper)
 
-    def _base_record(self, par, hyper, cross):
-        if cross is not None or self._hyper_objective_given:
+    def _base_record(self, par, hyper):
+        if self._hyper_objective_given:
             return None
         return record_or_none(self._objective_fun, par, hyper)
 
