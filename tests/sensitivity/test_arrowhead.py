@@ -51,26 +51,33 @@ def shuffled(rng):
     return scipy.sparse.csr_array(Hp), gi, li, Hp
 
 
-def test_from_sparse_solve_and_inverse_blocks(shuffled, rng):
-    hs, gi, li, Hp = shuffled
-    hs_before = hs.copy()
-    A = ArrowheadHessian.from_sparse(hs, gi, li)
+def assert_matches_dense(A, Hp, gi, b):
+    """Solves, the inverse's global block, logdet, the sparse form and
+    products of an ``ArrowheadHessian`` against its dense matrix ``Hp``
+    (``b`` of shape (D, k)); returns ``inv(Hp)`` for the block checks."""
     inv = np.linalg.inv(Hp)
-    b = rng.normal(size=(Hp.shape[0], 3))
     np.testing.assert_allclose(A.solve(b), np.linalg.solve(Hp, b), rtol=1e-10,
                                atol=1e-12)
     np.testing.assert_allclose(A.solve(b[:, 0]), np.linalg.solve(Hp, b[:, 0]),
                                rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(A.inverse_global_block(), inv[np.ix_(gi, gi)],
                                rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(A.logdet(), np.linalg.slogdet(Hp)[1], rtol=1e-12)
+    np.testing.assert_array_equal(A.to_sparse().toarray(), Hp)
+    np.testing.assert_allclose(A.dot(b), Hp @ b, rtol=1e-12)
+    np.testing.assert_allclose(A @ b[:, 0], Hp @ b[:, 0], rtol=1e-12)
+    return inv
+
+
+def test_from_sparse_solve_and_inverse_blocks(shuffled, rng):
+    hs, gi, li, Hp = shuffled
+    hs_before = hs.copy()
+    A = ArrowheadHessian.from_sparse(hs, gi, li)
+    inv = assert_matches_dense(A, Hp, gi, rng.normal(size=(Hp.shape[0], 3)))
     local = np.stack([inv[np.ix_(r, r)] for r in li])
     np.testing.assert_allclose(A.inverse_local_blocks(), local, rtol=1e-10, atol=1e-13)
     cross = np.stack([inv[np.ix_(gi, r)] for r in li])
     np.testing.assert_allclose(A.inverse_cross_blocks(), cross, rtol=1e-10, atol=1e-13)
-    np.testing.assert_allclose(A.logdet(), np.linalg.slogdet(Hp)[1], rtol=1e-12)
-    np.testing.assert_allclose(A.to_sparse().toarray(), Hp, rtol=0, atol=0)
-    np.testing.assert_allclose(A.dot(b), Hp @ b, rtol=1e-12)
-    np.testing.assert_allclose(A @ b[:, 0], Hp @ b[:, 0], rtol=1e-12)
     assert (hs != hs_before).nnz == 0
     assert A.shape == Hp.shape and A.n_global == 3 and A.n_groups == 5
     assert A.n_local == 2
@@ -157,15 +164,24 @@ def test_local_block_near_singular(rng):
         ArrowheadHessian(G, C, L).solver()
 
 
+#: The message of a Schur complement with eigenvalue -0.5.
+SCHUR_NOT_PD = (r"hessian's Schur complement .* is not positive definite.*"
+                r"smallest eigenvalue is -0\.5\b.*global coordinate")
+
+
+def with_indefinite_schur(G, schur, rng):
+    """``G`` changed so that the Schur complement ``schur`` of the arrowhead
+    becomes one with eigenvalues -0.5, 1 and 2 (``G`` is 3 x 3)."""
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    return G - schur + (q * np.array([-0.5, 1.0, 2.0])) @ q.T
+
+
 def test_schur_complement_not_pd_reports_eigenvalue(rng):
     G, C, L = random_blocks(rng, T=5, g=3, cross=1.0)
     schur = G - np.einsum('tgm,tmn,thn->gh', C, np.linalg.inv(L), C)
-    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
-    G = G - schur + (q * np.array([-0.5, 1.0, 2.0])) @ q.T    # S has eig -0.5
+    G = with_indefinite_schur(G, schur, rng)
     A = ArrowheadHessian(G, C, L)
-    with pytest.raises(ValueError, match=r"hessian's Schur complement .* is not "
-                                         r"positive definite.*smallest eigenvalue "
-                                         r"is -0\.5\b.*global coordinate"):
+    with pytest.raises(ValueError, match=SCHUR_NOT_PD):
         A.inverse_global_block()
     # The full matrix is indeed indefinite with exactly one negative eigenvalue.
     assert np.sum(np.linalg.eigvalsh(dense_of(G, C, L)) < 0) == 1
